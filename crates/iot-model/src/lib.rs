@@ -1,0 +1,71 @@
+//! The data model of the Huawei IoT platform (OceanConnect) northbound API: plain serde types, no I/O.
+//!
+//! Most of this crate is generated from `docs/spec/northbound.toml` by `cargo xtask codegen`; the generic
+//! pieces the generated code leans on (timestamps, identifier rules, forward-compatible enums, secrets) are
+//! written by hand in the modules below.
+//!
+//! Reading is tolerant and writing is canonical: every documented spelling of a field is accepted, enum values
+//! are matched without regard to case and unknown ones are kept, unknown fields are ignored, and `null` means
+//! absent; when writing, absent fields are omitted (never `null`) and enums use their canonical spelling.
+//!
+//! ```
+//! use iot_model::{OperationPage, OperationStatus};
+//! let page: OperationPage = serde_json::from_str(
+//!     r#"{"totalSize": 1, "pageNo": 0, "pageSize": 1, "data": [
+//!         {"operationId": "op-1", "status": "FAIL", "policy": null, "somethingNew": 1}]}"#,
+//! ).unwrap();
+//! assert_eq!(page.total_count, Some(1));
+//! assert_eq!(page.data[0].status, Some(OperationStatus::Failed));
+//! ```
+
+use std::fmt;
+
+pub mod de;
+pub mod id;
+pub mod secret;
+mod timestamp;
+pub mod wire_enum;
+
+mod generated;
+
+#[cfg(feature = "proptest")]
+pub mod strategies;
+#[cfg(feature = "proptest")]
+pub mod strategies_support;
+
+pub use generated::*;
+pub use secret::{AccessToken, AppSecret, RefreshToken};
+pub use timestamp::Timestamp;
+pub use wire_enum::{UnknownValue, WireEnum};
+
+/// Re-exported so that users and generated code name the same JSON types.
+pub use serde_json::{Map as JsonMap, Value as Json};
+
+/// An error building a model value from bad input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// An identifier broke one of the identifier rules.
+    InvalidId {
+        /// The identifier type, such as `OperationId`.
+        kind: &'static str,
+        /// The rule it broke.
+        reason: &'static str,
+    },
+    /// A time was not a valid `yyyyMMddTHHmmssZ` UTC time.
+    InvalidTimestamp {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidId { kind, reason } => write!(f, "invalid {kind}: {reason}"),
+            Self::InvalidTimestamp { reason } => write!(f, "invalid timestamp: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}

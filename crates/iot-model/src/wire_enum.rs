@@ -1,0 +1,126 @@
+//! Forward-compatible string enums: read case-insensitively with aliases, written canonically, and an unknown
+//! value kept instead of failing.
+
+use std::fmt;
+
+/// A wire value this SDK does not know, kept as it was received.
+///
+/// It cannot be built outside this crate, so a user cannot forge an "unknown" value that is in fact known;
+/// the only way to get one is to parse a string no variant matches.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnknownValue(Box<str>);
+
+impl UnknownValue {
+    /// The value as received.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    #[doc(hidden)]
+    pub fn __new(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl fmt::Debug for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// Finds the index of the table row whose canonical name or alias matches `s`, ignoring ASCII case.
+pub fn lookup(table: &[(&str, &[&str])], s: &str) -> Option<usize> {
+    table
+        .iter()
+        .position(|(wire, aliases)| wire.eq_ignore_ascii_case(s) || aliases.iter().any(|a| a.eq_ignore_ascii_case(s)))
+}
+
+/// Implemented by every generated wire enum.
+pub trait WireEnum: Sized + Clone + 'static {
+    /// Canonical names and accepted aliases, in variant order.
+    const TABLE: &'static [(&'static str, &'static [&'static str])];
+    /// Every known variant, in table order.
+    const KNOWN: &'static [Self];
+
+    /// Reads a wire value; unknown values are kept.
+    fn from_wire(s: &str) -> Self;
+
+    /// The canonical wire form (or the unknown value as received).
+    fn as_wire(&self) -> &str;
+
+    /// Whether this is a value the SDK does not know.
+    fn is_unknown(&self) -> bool;
+}
+
+/// Declares a wire enum's trait impls. Used by the generated model; the enum itself is generated with a final
+/// `Unknown(UnknownValue)` variant.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! wire_enum {
+    ($name:ident { $($variant:ident => $wire:literal [$($alias:literal),*]),+ $(,)? }) => {
+        impl $crate::wire_enum::WireEnum for $name {
+            const TABLE: &'static [(&'static str, &'static [&'static str])] = &[$(($wire, &[$($alias),*])),+];
+            const KNOWN: &'static [Self] = &[$($name::$variant),+];
+
+            fn from_wire(s: &str) -> Self {
+                match $crate::wire_enum::lookup(Self::TABLE, s) {
+                    Some(i) => Self::KNOWN[i].clone(),
+                    None => $name::Unknown($crate::wire_enum::UnknownValue::__new(s)),
+                }
+            }
+
+            fn as_wire(&self) -> &str {
+                match self {
+                    $($name::$variant => $wire,)+
+                    $name::Unknown(v) => v.as_str(),
+                }
+            }
+
+            fn is_unknown(&self) -> bool {
+                matches!(self, $name::Unknown(_))
+            }
+        }
+
+        impl $name {
+            /// The canonical wire form (or the unknown value as received).
+            pub fn as_str(&self) -> &str {
+                <Self as $crate::wire_enum::WireEnum>::as_wire(self)
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = ::std::convert::Infallible;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Ok(<Self as $crate::wire_enum::WireEnum>::from_wire(s))
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl ::serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str(concat!("a ", stringify!($name), " string"))
+                    }
+                    fn visit_str<E: ::serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        Ok(<$name as $crate::wire_enum::WireEnum>::from_wire(v))
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+}

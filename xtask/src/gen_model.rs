@@ -1,0 +1,215 @@
+//! Generates iot-model's types (`crates/iot-model/src/generated.rs`) and proptest strategies
+//! (`crates/iot-model/src/strategies.rs`).
+
+use std::fmt::Write as _;
+
+use crate::spec::{Field, Kind, SECRETS, Spec, StructDef, Ty, screaming, snake};
+
+/// The Rust type of a spec type, with `p` as the path prefix of model types (`crate::` or `iot_model::`).
+pub fn rust_ty(t: &Ty, p: &str) -> String {
+    match t {
+        Ty::Named(n) => match n.as_str() {
+            "String" | "LooseString" => "String".into(),
+            "bool" | "u32" | "u64" | "i64" => n.clone(),
+            "JsonObject" => format!("{p}JsonMap<String, {p}Json>"),
+            other => format!("{p}{other}"),
+        },
+        Ty::List(t) => format!("Vec<{}>", rust_ty(t, p)),
+        Ty::Map(t) => format!("std::collections::BTreeMap<String, {}>", rust_ty(t, p)),
+    }
+}
+
+/// The Rust type of a field: optional fields are wrapped in `Option`.
+pub fn field_ty(f: &Field, p: &str) -> String {
+    let t = Ty::parse(&f.ty).map(|t| rust_ty(&t, p)).unwrap_or_default();
+    if f.required { t } else { format!("Option<{t}>") }
+}
+
+fn doc_lines(out: &mut String, doc: &str, quirk: Option<&str>) {
+    for line in doc.lines() {
+        let _ = writeln!(out, "/// {line}");
+    }
+    if let Some(q) = quirk {
+        let _ = writeln!(out, "///\n/// Tolerates contract quirk {q}.");
+    }
+}
+
+pub fn model(spec: &Spec) -> String {
+    let mut o = String::new();
+    o.push_str(crate::HEADER);
+    o.push_str("\n#![allow(clippy::too_many_arguments)]\n\n");
+
+    o.push_str("/// Limits of the platform, as numbers.\npub mod limits {\n");
+    for l in &spec.limits {
+        doc_lines(&mut o, &l.doc, None);
+        let _ = writeln!(o, "pub const {}: u64 = {};", l.name, l.value);
+    }
+    o.push_str("}\n\n");
+    let _ = writeln!(o, "/// The port the platform usually serves the northbound API on.\npub const DEFAULT_PORT: u16 = {};\n", spec.api.default_port);
+
+    for id in &spec.ids {
+        o.push_str("crate::id_newtype!(\n");
+        doc_lines(&mut o, &id.doc, None);
+        let _ = writeln!(o, "{}, {});\n", id.name, id.max_len);
+    }
+
+    for e in &spec.enums {
+        doc_lines(&mut o, &e.doc, e.quirk.as_deref());
+        o.push_str("///\n/// Read without regard to case; a value this SDK does not know is kept in `Unknown`.\n");
+        o.push_str("#[derive(Clone, Debug, PartialEq, Eq, Hash)]\n#[non_exhaustive]\n");
+        let _ = writeln!(o, "pub enum {} {{", e.name);
+        for v in &e.values {
+            let aliases = if v.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" Also read from {}.", v.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
+            };
+            let _ = writeln!(o, "/// {} Wire value `{}`.{aliases}\n{},", v.doc, v.wire, v.variant);
+        }
+        o.push_str("/// A value this SDK does not know, kept as received.\nUnknown(crate::UnknownValue),\n}\n");
+        let rows: Vec<String> = e
+            .values
+            .iter()
+            .map(|v| {
+                let al: Vec<String> = v.aliases.iter().map(|a| format!("{a:?}")).collect();
+                format!("{} => {:?} [{}]", v.variant, v.wire, al.join(", "))
+            })
+            .collect();
+        let _ = writeln!(o, "crate::wire_enum!({} {{ {} }});\n", e.name, rows.join(", "));
+    }
+
+    for s in &spec.structs {
+        struct_def(&mut o, spec, s);
+    }
+    o
+}
+
+fn struct_def(o: &mut String, spec: &Spec, s: &StructDef) {
+    let kinds = spec.kinds();
+    doc_lines(o, &s.doc, s.quirk.as_deref());
+    let needs_args: Vec<&Field> = s.fields.iter().filter(|f| f.required && !f.default).collect();
+    let derive_default = needs_args.is_empty();
+    let _ = writeln!(
+        o,
+        "#[derive(Clone, Debug, PartialEq{}, serde::Serialize, serde::Deserialize)]\n#[non_exhaustive]\npub struct {} {{",
+        if derive_default { ", Default" } else { "" },
+        s.name
+    );
+    for f in &s.fields {
+        doc_lines(o, &f.doc, f.quirk.as_deref());
+        let mut attrs = vec![format!("rename = {:?}", f.json)];
+        for a in &f.aliases {
+            attrs.push(format!("alias = {a:?}"));
+        }
+        let secret = SECRETS.contains(&f.ty.as_str());
+        if f.ty == "LooseString" {
+            attrs.push("deserialize_with = \"crate::de::string_or_number\"".into());
+        }
+        if !f.required {
+            attrs.push("default".into());
+            attrs.push("skip_serializing_if = \"Option::is_none\"".into());
+            if secret {
+                attrs.push("serialize_with = \"crate::secret::serialize_exposed_opt\"".into());
+            }
+        } else {
+            if f.default {
+                attrs.push("default".into());
+                attrs.push("deserialize_with = \"crate::de::null_as_default\"".into());
+            }
+            if secret {
+                attrs.push("serialize_with = \"crate::secret::serialize_exposed\"".into());
+            }
+        }
+        let _ = writeln!(o, "#[serde({})]\npub {}: {},", attrs.join(", "), f.rust_name(), field_ty(f, "crate::"));
+    }
+    o.push_str("}\n\n");
+    let _ = writeln!(o, "impl {} {{", s.name);
+    let args: Vec<String> = needs_args.iter().map(|f| format!("{}: {}", f.rust_name(), field_ty(f, "crate::"))).collect();
+    let _ = writeln!(
+        o,
+        "/// Builds a value from its required fields; the optional ones start empty.\npub fn new({}) -> Self {{\nSelf {{",
+        args.join(", ")
+    );
+    for f in &s.fields {
+        if f.required && !f.default {
+            let _ = writeln!(o, "{},", f.rust_name());
+        } else if f.required {
+            let _ = writeln!(o, "{}: Default::default(),", f.rust_name());
+        } else {
+            let _ = writeln!(o, "{}: None,", f.rust_name());
+        }
+    }
+    o.push_str("}\n}\n");
+    // Builder-style setters for optional fields keep construction of #[non_exhaustive] structs pleasant.
+    for f in s.fields.iter().filter(|f| !f.required) {
+        let inner = Ty::parse(&f.ty).map(|t| rust_ty(&t, "crate::")).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "/// Sets `{}`.\npub fn with_{}(mut self, value: {inner}) -> Self {{\nself.{} = Some(value);\nself\n}}",
+            f.json,
+            f.rust_name().trim_start_matches("r#"),
+            f.rust_name()
+        );
+    }
+    o.push_str("}\n\n");
+    let _ = kinds;
+}
+
+/// The strategy expression for a spec type.
+fn strategy(t: &Ty, spec: &Spec) -> String {
+    let kinds = spec.kinds();
+    match t {
+        Ty::Named(n) => match (n.as_str(), kinds.get(n)) {
+            ("String" | "LooseString", _) => "s::string()".into(),
+            ("bool" | "u32" | "u64" | "i64", _) => format!("any::<{n}>().boxed()"),
+            ("Timestamp", _) => "s::timestamp()".into(),
+            ("Json", _) => "s::json()".into(),
+            ("JsonObject", _) => "s::json_object()".into(),
+            (sec, _) if SECRETS.contains(&sec) => format!("s::secret(crate::{sec}::new)"),
+            (_, Some(Kind::Id)) => format!("s::id(crate::{n}::new)"),
+            (_, Some(Kind::Enum)) => format!("s::wire_enum::<crate::{n}>()"),
+            _ => format!("{}()", snake(n)),
+        },
+        Ty::List(t) => format!("proptest::collection::vec({}, 0..3).boxed()", strategy(t, spec)),
+        Ty::Map(t) => format!("proptest::collection::btree_map(s::string(), {}, 0..3).boxed()", strategy(t, spec)),
+    }
+}
+
+pub fn strategies(spec: &Spec) -> String {
+    let mut o = String::new();
+    o.push_str(crate::HEADER);
+    o.push_str("//!\n//! One strategy per structure, for property tests (feature `proptest`).\n\n");
+    o.push_str("use proptest::prelude::*;\n\nuse crate::strategies_support as s;\n\n");
+    for s in &spec.structs {
+        let _ = writeln!(o, "/// Any `{}`.\npub fn {}() -> BoxedStrategy<crate::{}> {{", s.name, snake(&s.name), s.name);
+        let chunks: Vec<&[Field]> = s.fields.chunks(8).collect();
+        let mut tuple_parts = Vec::new();
+        let mut pat_parts = Vec::new();
+        for c in &chunks {
+            let exprs: Vec<String> = c
+                .iter()
+                .map(|f| {
+                    let t = Ty::parse(&f.ty).unwrap_or(Ty::Named(String::new()));
+                    let e = strategy(&t, spec);
+                    if f.required { e } else { format!("proptest::option::of({e})") }
+                })
+                .collect();
+            tuple_parts.push(format!("({},)", exprs.join(", ")));
+            pat_parts.push(format!(
+                "({},)",
+                c.iter().map(|f| f.rust_name()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let names: Vec<String> = s.fields.iter().map(|f| f.rust_name()).collect();
+        let _ = writeln!(
+            o,
+            "({},).prop_map(|({},)| crate::{} {{ {} }}).boxed()\n}}\n",
+            tuple_parts.join(", "),
+            pat_parts.join(", "),
+            s.name,
+            names.join(", ")
+        );
+    }
+    let _ = screaming("x");
+    o
+}

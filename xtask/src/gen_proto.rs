@@ -1,0 +1,358 @@
+//! Generates iot-proto's endpoint types and metadata, the error catalog and the validation glue
+//! (`crates/iot-proto/src/generated.rs`). Logic lives in hand-written generic code; this only states data.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::gen_model::{field_ty, rust_ty};
+use crate::spec::{EndpointDef, Field, Kind, SECRETS, Spec, Ty, screaming, snake};
+
+const P: &str = "iot_model::";
+
+pub fn proto(spec: &Spec) -> String {
+    let mut o = String::new();
+    o.push_str(crate::HEADER);
+    o.push_str("\n#![allow(clippy::too_many_arguments)]\n\n");
+    o.push_str("use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, Method, ParamLocation, ParamMeta, ResponseKind};\n");
+    o.push_str("use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n");
+
+    for p in &spec.paging {
+        let _ = writeln!(
+            o,
+            "/// {}\npub const {}_PAGING: PagingLimits = PagingLimits {{ page_size_min: {}, page_size_max: {}, page_size_default: {} }};\n",
+            p.doc,
+            screaming(&p.name),
+            p.page_size_min,
+            p.page_size_max,
+            p.page_size_default
+        );
+    }
+
+    // Error codes: a forward-compatible enum plus the catalog, in the same order.
+    o.push_str("/// A platform error code (`error_code`); codes this SDK does not know are kept in `Unknown`.\n");
+    o.push_str("#[derive(Clone, Debug, PartialEq, Eq, Hash)]\n#[non_exhaustive]\npub enum ErrorCode {\n");
+    for e in &spec.errors {
+        let _ = writeln!(o, "/// `{}`: {}\n{},", e.code, e.doc, e.name);
+    }
+    o.push_str("/// A code this SDK does not know, kept as received.\nUnknown(iot_model::UnknownValue),\n}\n");
+    let rows: Vec<String> = spec.errors.iter().map(|e| format!("{} => {:?} []", e.name, e.code)).collect();
+    let _ = writeln!(o, "iot_model::wire_enum!(ErrorCode {{ {} }});\n", rows.join(", "));
+    o.push_str("/// Every documented error code, in the order of [`ErrorCode`]'s variants.\npub static ERROR_CATALOG: &[crate::error::ErrorInfo] = &[\n");
+    for e in &spec.errors {
+        let class = match e.class.as_str() {
+            "throttled" => "Throttled",
+            "auth" => "TokenInvalid",
+            "server" => "Server",
+            _ => "Permanent",
+        };
+        let statuses: Vec<String> = e.status.iter().map(u16::to_string).collect();
+        let _ = writeln!(
+            o,
+            "crate::error::ErrorInfo {{ code: {:?}, name: {:?}, statuses: &[{}], class: crate::error::ErrorClass::{class}, doc: {:?} }},",
+            e.code,
+            e.name,
+            statuses.join(", "),
+            e.doc
+        );
+    }
+    o.push_str("];\n\n");
+
+    // Query-value impls for every id and enum, so any of them can travel in a query or a path.
+    for id in &spec.ids {
+        let _ = writeln!(o, "crate::impl_query_value_id!({P}{});", id.name);
+    }
+    for e in &spec.enums {
+        let _ = writeln!(o, "crate::impl_query_value_enum!({P}{});", e.name);
+    }
+    o.push('\n');
+
+    // The endpoint id enum.
+    o.push_str("/// Names every endpoint; [`EndpointId::meta`] gives its metadata.\n");
+    o.push_str("#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[non_exhaustive]\npub enum EndpointId {\n");
+    for ep in &spec.endpoints {
+        let _ = writeln!(o, "/// {}\n{},", ep.doc, ep.name);
+    }
+    o.push_str("}\n\nimpl EndpointId {\n/// Every endpoint, in spec order.\npub const ALL: &'static [EndpointId] = &[\n");
+    for ep in &spec.endpoints {
+        let _ = writeln!(o, "EndpointId::{},", ep.name);
+    }
+    o.push_str("];\n\n/// The endpoint's metadata.\npub fn meta(self) -> &'static EndpointMeta {\nmatch self {\n");
+    for ep in &spec.endpoints {
+        let _ = writeln!(o, "EndpointId::{0} => <{0} as Endpoint>::META,", ep.name);
+    }
+    o.push_str("}\n}\n}\n\n");
+
+    for ep in &spec.endpoints {
+        endpoint(&mut o, spec, ep);
+    }
+
+    for s in spec.structs.iter().filter(|s| s.page.is_some()) {
+        let Some(page) = &s.page else { continue };
+        let items = s.fields.iter().find(|f| f.json == page.items);
+        let Some(items) = items else { continue };
+        let item_ty = match Ty::parse(&items.ty) {
+            Ok(Ty::List(t)) => rust_ty(&t, P),
+            _ => continue,
+        };
+        let _ = writeln!(
+            o,
+            "impl crate::endpoint::Page for {P}{name} {{\ntype Item = {item_ty};\nconst LIMITS: PagingLimits = {fam}_PAGING;\n\
+             fn items(&self) -> &[Self::Item] {{ &self.{f} }}\nfn into_items(self) -> Vec<Self::Item> {{ self.{f} }}\n\
+             fn total_count(&self) -> Option<u64> {{ self.total_count }}\n\
+             fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {{\n\
+             let mut page = Self::new();\npage.page_no = Some(page_no);\npage.page_size = Some(page_size);\n\
+             page.total_count = Some(total_count);\npage.{f} = items;\npage\n}}\n}}\n",
+            name = s.name,
+            fam = screaming(&page.family),
+            f = items.rust_name(),
+        );
+    }
+
+    // Validation glue for every structure a request body can reach.
+    let reachable = body_reachable(spec);
+    for s in spec.structs.iter().filter(|s| reachable.contains(&s.name)) {
+        let _ = writeln!(o, "impl Validate for {P}{} {{\nfn validate(&self, v: &mut Validator) {{", s.name);
+        for f in &s.fields {
+            field_checks(&mut o, spec, f, "self.", &reachable);
+        }
+        if s.rules {
+            let _ = writeln!(o, "crate::rules::{}(self, v);", snake(&s.name));
+        }
+        o.push_str("}\n}\n\n");
+    }
+    o
+}
+
+fn body_reachable(spec: &Spec) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    let mut todo: Vec<String> = spec.endpoints.iter().filter_map(|e| e.body.as_ref().map(|b| b.ty.clone())).collect();
+    while let Some(n) = todo.pop() {
+        if !set.insert(n.clone()) {
+            continue;
+        }
+        if let Some(s) = spec.struct_def(&n) {
+            for f in &s.fields {
+                if let Ok(t) = Ty::parse(&f.ty) {
+                    if spec.kinds().get(t.leaf()) == Some(&Kind::Struct) {
+                        todo.push(t.leaf().to_owned());
+                    }
+                }
+            }
+        }
+    }
+    set
+}
+
+fn code_arg(f: &Field) -> String {
+    match &f.code {
+        Some(c) => format!("Some({c:?})"),
+        None => "None".into(),
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    match v {
+        Some(x) => format!("Some({x})"),
+        None => "None".into(),
+    }
+}
+
+/// Emits the checks of one field; `owner` is `self.` for struct fields.
+fn field_checks(o: &mut String, spec: &Spec, f: &Field, owner: &str, reachable: &BTreeSet<String>) {
+    let Ok(t) = Ty::parse(&f.ty) else { return };
+    let kinds = spec.kinds();
+    let code = code_arg(f);
+    let json = &f.json;
+    let mut body = String::new();
+    let str_of = |leaf: &str| -> &'static str {
+        if SECRETS.contains(&leaf) { "x.expose_secret()" } else { "x.as_str()" }
+    };
+    match &t {
+        Ty::Named(n) => {
+            let is_str = matches!(kinds.get(n), Some(Kind::Id)) || ["String", "LooseString"].contains(&n.as_str()) || SECRETS.contains(&n.as_str());
+            if is_str && (f.max_len.is_some() || f.min_len.is_some()) {
+                let _ = writeln!(body, "v.len({json:?}, {}, {}, {}, {code});", str_of(n), opt(f.min_len), opt(f.max_len));
+            }
+            if ["u32", "u64"].contains(&n.as_str()) && (f.min.is_some() || f.max.is_some()) {
+                let _ = writeln!(body, "v.range({json:?}, u64::from(*x), {}, {}, {code});", opt(f.min), opt(f.max));
+            }
+            if reachable.contains(n) {
+                let _ = writeln!(body, "v.nested({json:?}, x);");
+            }
+        }
+        Ty::List(inner) => {
+            if let Some(m) = f.max_items {
+                let _ = writeln!(body, "v.items({json:?}, x.len(), {m}, {code});");
+            }
+            if let Ty::Named(n) = inner.as_ref() {
+                let is_str = matches!(kinds.get(n), Some(Kind::Id)) || n == "String";
+                if is_str && (f.max_len.is_some() || f.min_len.is_some()) {
+                    let _ = writeln!(
+                        body,
+                        "v.each_len({json:?}, x.iter().map(|x| x.as_str()), {}, {}, {code});",
+                        opt(f.min_len),
+                        opt(f.max_len)
+                    );
+                }
+                if reachable.contains(n) {
+                    let _ = writeln!(body, "v.nested_each({json:?}, x);");
+                }
+            }
+        }
+        Ty::Map(_) => {}
+    }
+    if body.is_empty() {
+        return;
+    }
+    let name = f.rust_name();
+    if f.required {
+        let _ = write!(o, "{{\nlet x = &{owner}{name};\n{body}}}\n");
+    } else {
+        let _ = write!(o, "if let Some(x) = &{owner}{name} {{\n{body}}}\n");
+    }
+}
+
+fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
+    let _ = writeln!(o, "/// {}\n///\n/// `{} {}`", ep.doc, ep.method, ep.path);
+    o.push_str("#[derive(Clone, Debug, PartialEq)]\n#[non_exhaustive]\n");
+    let _ = writeln!(o, "pub struct {} {{", ep.name);
+    for p in &ep.params {
+        let _ = writeln!(o, "/// {} ({} parameter `{}`)\npub {}: {},", p.doc, p.location.as_deref().unwrap_or(""), p.json, p.rust_name(), field_ty(p, P));
+    }
+    if let Some(b) = &ep.body {
+        let _ = writeln!(o, "/// The request body.\npub body: {P}{},", b.ty);
+    }
+    o.push_str("}\n\n");
+
+    let mut args: Vec<String> = ep.params.iter().filter(|p| p.required).map(|p| format!("{}: {}", p.rust_name(), field_ty(p, P))).collect();
+    if let Some(b) = &ep.body {
+        args.push(format!("body: {P}{}", b.ty));
+    }
+    let _ = writeln!(o, "impl {} {{\n/// Builds the request from its required parts; optional parameters start unset.\npub fn new({}) -> Self {{\nSelf {{", ep.name, args.join(", "));
+    for p in &ep.params {
+        if p.required {
+            let _ = writeln!(o, "{},", p.rust_name());
+        } else {
+            let _ = writeln!(o, "{}: None,", p.rust_name());
+        }
+    }
+    if ep.body.is_some() {
+        o.push_str("body,\n");
+    }
+    o.push_str("}\n}\n");
+    for p in ep.params.iter().filter(|p| !p.required) {
+        let inner = Ty::parse(&p.ty).map(|t| rust_ty(&t, P)).unwrap_or_default();
+        let _ = writeln!(o, "/// Sets `{}`.\npub fn with_{}(mut self, value: {inner}) -> Self {{\nself.{1} = Some(value);\nself\n}}", p.json, p.rust_name());
+    }
+    o.push_str("}\n\n");
+    if ep.params.iter().all(|p| !p.required) && ep.body.is_none() {
+        let _ = writeln!(o, "impl Default for {} {{\nfn default() -> Self {{\nSelf::new()\n}}\n}}\n", ep.name);
+    }
+
+    let body_ty = ep.body.as_ref().map(|b| format!("{P}{}", b.ty)).unwrap_or_else(|| "crate::endpoint::NoBody".into());
+    let resp_ty = if ep.response == "empty" { "crate::endpoint::Empty".into() } else { format!("{P}{}", ep.response) };
+    let method = match ep.method.as_str() {
+        "GET" => "Get",
+        "POST" => "Post",
+        "PUT" => "Put",
+        _ => "Delete",
+    };
+    let body_kind = match ep.body.as_ref().map(|b| b.kind.as_str()) {
+        Some("form") => "Form",
+        Some(_) => "Json",
+        None => "None",
+    };
+    let params: Vec<String> = ep
+        .params
+        .iter()
+        .map(|p| {
+            let loc = if p.location.as_deref() == Some("path") { "Path" } else { "Query" };
+            format!("ParamMeta {{ name: {:?}, location: ParamLocation::{loc}, required: {} }}", p.json, p.required)
+        })
+        .collect();
+    let errors: Vec<String> = ep.errors.iter().map(|e| format!("{e:?}")).collect();
+    let _ = writeln!(
+        o,
+        "impl Endpoint for {name} {{\ntype Body = {body_ty};\ntype Response = {resp_ty};\n\
+         const META: &'static EndpointMeta = &EndpointMeta {{\nid: EndpointId::{name},\nname: {name:?},\nfamily: {fam:?},\n\
+         method: Method::{method},\npath: {path:?},\nauth: {auth},\nidempotent: {idem},\nbody: BodyKind::{body_kind},\n\
+         response: ResponseKind::{resp_kind},\npaging: {paging},\nrejection: {rej:?},\nerrors: &[{errors}],\nparams: &[{params}],\n}};\n",
+        name = ep.name,
+        fam = ep.family,
+        path = ep.path,
+        auth = ep.auth,
+        idem = ep.idempotent,
+        resp_kind = if ep.response == "empty" { "Empty" } else { "Json" },
+        paging = ep.paging.as_ref().map(|p| format!("Some({}_PAGING)", screaming(p))).unwrap_or_else(|| "None".into()),
+        rej = ep.rejection,
+        errors = errors.join(", "),
+        params = params.join(", "),
+    );
+    o.push_str("fn write_params(&self, w: &mut crate::endpoint::ParamWriter) {\n");
+    for p in &ep.params {
+        match (p.location.as_deref(), p.required) {
+            (Some("path"), _) => {
+                let _ = writeln!(o, "w.path({:?}, self.{}.as_str());", p.json, p.rust_name());
+            }
+            (_, true) => {
+                let _ = writeln!(o, "w.query_required({:?}, &self.{});", p.json, p.rust_name());
+            }
+            _ => {
+                let _ = writeln!(o, "w.query({:?}, &self.{});", p.json, p.rust_name());
+            }
+        }
+    }
+    if ep.params.is_empty() {
+        o.push_str("let _ = w;\n");
+    }
+    o.push_str("}\n\n");
+    let _ = writeln!(
+        o,
+        "fn read_params(r: &mut crate::endpoint::ParamReader<'_>, body: Self::Body) -> Result<Self, crate::endpoint::ParamError> {{"
+    );
+    if ep.params.is_empty() {
+        o.push_str("let _ = r;\n");
+    }
+    if ep.body.is_none() {
+        o.push_str("let crate::endpoint::NoBody = body;\n");
+    }
+    o.push_str("Ok(Self {\n");
+    for p in &ep.params {
+        let call = match (p.location.as_deref(), p.required) {
+            (Some("path"), _) => "path",
+            (_, true) => "query_required",
+            _ => "query",
+        };
+        let _ = writeln!(o, "{}: r.{call}({:?})?,", p.rust_name(), p.json);
+    }
+    if ep.body.is_some() {
+        o.push_str("body,\n");
+    }
+    o.push_str("})\n}\n\n");
+    if ep.body.is_some() {
+        o.push_str("fn body(&self) -> &Self::Body {\n&self.body\n}\n\n");
+    } else {
+        o.push_str("fn body(&self) -> &Self::Body {\n&crate::endpoint::NoBody\n}\n\n");
+    }
+    o.push_str("fn validate_params(&self, v: &mut Validator) {\n");
+    let empty = BTreeSet::new();
+    let mut checks = String::new();
+    for p in &ep.params {
+        field_checks(&mut checks, spec, p, "self.", &empty);
+    }
+    if checks.is_empty() {
+        o.push_str("let _ = v;\n");
+    }
+    o.push_str(&checks);
+    o.push_str("}\n}\n\n");
+
+    if let Some(_fam) = &ep.paging {
+        let _ = writeln!(
+            o,
+            "impl crate::endpoint::Paged for {} {{\nfn page_no(&self) -> Option<u32> {{ self.page_no }}\n\
+             fn page_size(&self) -> Option<u32> {{ self.page_size }}\n\
+             fn set_page(&mut self, page_no: u32, page_size: u32) {{\nself.page_no = Some(page_no);\nself.page_size = Some(page_size);\n}}\n}}\n",
+            ep.name
+        );
+    }
+}
