@@ -112,12 +112,17 @@ pub fn proto(spec: &Spec) -> String {
     let reachable = body_reachable(spec);
     for s in spec.structs.iter().filter(|s| reachable.contains(&s.name)) {
         let _ = writeln!(o, "impl Validate for {P}{} {{\nfn validate(&self, v: &mut Validator) {{", s.name);
+        let mut checks = String::new();
         for f in &s.fields {
-            field_checks(&mut o, spec, f, "self.", &reachable);
+            field_checks(&mut checks, spec, f, "self.", &reachable);
         }
         if s.rules {
-            let _ = writeln!(o, "crate::rules::{}(self, v);", snake(&s.name));
+            let _ = writeln!(checks, "crate::rules::{}(self, v);", snake(&s.name));
         }
+        if checks.is_empty() {
+            checks.push_str("let _ = v;\n");
+        }
+        o.push_str(&checks);
         o.push_str("}\n}\n\n");
     }
     o

@@ -1,0 +1,291 @@
+//! What an endpoint is: a request type with generated metadata and parameter glue, and the generic code that
+//! turns it into HTTP and back on both the client and the server side.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, Error};
+use crate::generated::EndpointId;
+use crate::pager::PagingLimits;
+use crate::validate::{Validate, Validator};
+use crate::wire::{BaseUrl, QueryValue, encode_component};
+use crate::{client, server};
+
+/// The HTTP methods the API uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+}
+
+impl Method {
+    /// The `http` crate's method.
+    pub fn as_http(self) -> http::Method {
+        match self {
+            Self::Get => http::Method::GET,
+            Self::Post => http::Method::POST,
+            Self::Put => http::Method::PUT,
+            Self::Delete => http::Method::DELETE,
+        }
+    }
+}
+
+/// How a request body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyKind {
+    /// No body.
+    None,
+    /// `application/json`.
+    Json,
+    /// `application/x-www-form-urlencoded` (login only).
+    Form,
+}
+
+/// What a successful answer carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseKind {
+    /// A JSON document.
+    Json,
+    /// Nothing worth reading (any body is ignored).
+    Empty,
+}
+
+/// Where a parameter travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParamLocation {
+    /// A `{placeholder}` segment of the path.
+    Path,
+    /// The query string.
+    Query,
+}
+
+/// A parameter's metadata.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ParamMeta {
+    /// Wire name.
+    pub name: &'static str,
+    /// Where it travels.
+    pub location: ParamLocation,
+    /// Whether it must be present.
+    pub required: bool,
+}
+
+/// Everything generic code needs to know about an endpoint, generated from the spec.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct EndpointMeta {
+    /// Which endpoint this is.
+    pub id: EndpointId,
+    /// Its name in the spec.
+    pub name: &'static str,
+    /// Its API family (`auth`, `upgrade` or `batch`).
+    pub family: &'static str,
+    /// HTTP method.
+    pub method: Method,
+    /// Path template with `{placeholders}`.
+    pub path: &'static str,
+    /// Whether the call carries `app_key` and `Authorization: Bearer`.
+    pub auth: bool,
+    /// Whether repeating the call is harmless (it may be retried after an ambiguous failure).
+    pub idempotent: bool,
+    /// Body encoding.
+    pub body: BodyKind,
+    /// What a success carries.
+    pub response: ResponseKind,
+    /// Paging limits, for paged queries.
+    pub paging: Option<PagingLimits>,
+    /// The code the platform answers for a malformed request with no more specific code.
+    pub rejection: &'static str,
+    /// Documented error codes.
+    pub errors: &'static [&'static str],
+    /// Path and query parameters.
+    pub params: &'static [ParamMeta],
+}
+
+/// A request body type for endpoints without a body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoBody;
+
+/// The answer type of endpoints that answer nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Empty;
+
+/// A request parameter could not be read (server side).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParamError {
+    /// The parameter's wire name.
+    pub name: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "parameter {}: {}", self.name, self.message)
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+/// Collects an endpoint's path values and query string (client side). Values are percent-encoded here, once.
+#[derive(Debug, Default)]
+pub struct ParamWriter {
+    pub(crate) path: Vec<(&'static str, String)>,
+    pub(crate) query: String,
+}
+
+impl ParamWriter {
+    /// Sets a path placeholder's value.
+    pub fn path(&mut self, name: &'static str, value: &str) {
+        self.path.push((name, encode_component(value).into_owned()));
+    }
+
+    /// Adds an optional query parameter; absent values are left out entirely.
+    pub fn query<T: QueryValue>(&mut self, name: &'static str, value: &Option<T>) {
+        if let Some(v) = value {
+            self.query_required(name, v);
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query_required<T: QueryValue>(&mut self, name: &'static str, value: &T) {
+        if !self.query.is_empty() {
+            self.query.push('&');
+        }
+        self.query.push_str(&encode_component(name));
+        self.query.push('=');
+        self.query.push_str(&encode_component(&value.to_query()));
+    }
+}
+
+/// Hands decoded path and query values to an endpoint's generated reader (server side).
+#[derive(Debug)]
+pub struct ParamReader<'a> {
+    pub(crate) path: &'a [(&'static str, String)],
+    pub(crate) query: &'a [(String, String)],
+}
+
+impl ParamReader<'_> {
+    /// Reads a path placeholder.
+    pub fn path<T: QueryValue>(&mut self, name: &'static str) -> Result<T, ParamError> {
+        let raw = self.path.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("");
+        T::from_query(raw).map_err(|message| ParamError { name: name.into(), message })
+    }
+
+    /// Reads an optional query parameter; an empty value counts as absent, a repeated one is an error.
+    pub fn query<T: QueryValue>(&mut self, name: &'static str) -> Result<Option<T>, ParamError> {
+        let mut found = self.query.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(ParamError { name: name.into(), message: "given more than once".into() });
+        }
+        match first {
+            None => Ok(None),
+            Some(v) if v.is_empty() => Ok(None),
+            Some(v) => T::from_query(v).map(Some).map_err(|message| ParamError { name: name.into(), message }),
+        }
+    }
+
+    /// Reads a required query parameter.
+    pub fn query_required<T: QueryValue>(&mut self, name: &'static str) -> Result<T, ParamError> {
+        self.query(name)?.ok_or_else(|| ParamError { name: name.into(), message: "is required".into() })
+    }
+}
+
+/// An endpoint: its request type implements this trait, generated from the spec.
+///
+/// The provided methods are the four symmetric conversions:
+/// client `try_into_http_request` / `try_from_http_response`, server `try_from_http_request` /
+/// `try_into_http_response`.
+pub trait Endpoint: Sized + fmt::Debug + Clone + PartialEq {
+    /// The request body (or [`NoBody`]).
+    type Body: Serialize + DeserializeOwned + Validate + fmt::Debug + Clone + PartialEq;
+    /// The answer on success (or [`Empty`]).
+    type Response: Serialize + DeserializeOwned + fmt::Debug + Clone + PartialEq;
+    /// Metadata generated from the spec.
+    const META: &'static EndpointMeta;
+
+    /// Writes path and query parameters (generated).
+    fn write_params(&self, w: &mut ParamWriter);
+    /// Reads path and query parameters (generated).
+    fn read_params(r: &mut ParamReader<'_>, body: Self::Body) -> Result<Self, ParamError>;
+    /// The request body (generated).
+    fn body(&self) -> &Self::Body;
+    /// Checks the parameters' limits (generated).
+    fn validate_params(&self, v: &mut Validator);
+
+    /// Checks every rule of the contract that can be checked without the platform.
+    fn validate(&self) -> Result<(), crate::ValidationError> {
+        let mut v = Validator::new();
+        self.validate_params(&mut v);
+        self.body().validate(&mut v);
+        v.finish()
+    }
+
+    /// Builds the HTTP request (client side). Validates first: a request that breaks the contract never exists.
+    fn try_into_http_request(
+        &self,
+        base: &BaseUrl,
+        auth: Option<client::BearerAuth<'_>>,
+    ) -> Result<http::Request<Vec<u8>>, Error> {
+        client::build_request(self, base, auth)
+    }
+
+    /// Reads the HTTP answer (client side): the typed answer, or a typed error.
+    fn try_from_http_response<B: AsRef<[u8]>>(response: &http::Response<B>) -> Result<Self::Response, Error> {
+        client::parse_response::<Self, B>(response)
+    }
+
+    /// Reads the HTTP request (server side), or the rejection the platform would answer.
+    fn try_from_http_request<B: AsRef<[u8]>>(request: &http::Request<B>) -> Result<Self, ApiError> {
+        server::parse_request(request)
+    }
+
+    /// Builds the HTTP answer (server side).
+    fn try_into_http_response(response: &Self::Response) -> http::Response<Vec<u8>> {
+        server::encode_response::<Self>(response)
+    }
+}
+
+/// An answer that is one page of a paged query (generated for every page structure).
+pub trait Page {
+    /// The items on the page.
+    type Item;
+    /// The paging limits of the page's family.
+    const LIMITS: PagingLimits;
+    /// The items on this page.
+    fn items(&self) -> &[Self::Item];
+    /// Takes the items.
+    fn into_items(self) -> Vec<Self::Item>;
+    /// `totalCount`, when the platform sent it.
+    fn total_count(&self) -> Option<u64>;
+    /// Builds a page (server side).
+    fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self;
+}
+
+/// A paged query: the pager sets its page number and size (generated).
+pub trait Paged: Endpoint
+where
+    Self::Response: Page,
+{
+    /// The requested page number.
+    fn page_no(&self) -> Option<u32>;
+    /// The requested page size.
+    fn page_size(&self) -> Option<u32>;
+    /// Sets the page to request.
+    fn set_page(&mut self, page_no: u32, page_size: u32);
+}

@@ -1,0 +1,253 @@
+//! Errors of the protocol layer: bad input, platform errors, undecodable answers.
+
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::generated::{ERROR_CATALOG, ErrorCode};
+
+/// How a platform error code should be handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The request is wrong and will stay wrong; do not retry.
+    Permanent,
+    /// The application is over its call rate; retry later.
+    Throttled,
+    /// The access token (or app_key) is invalid or expired; renew the token and retry once.
+    TokenInvalid,
+    /// The platform failed; an idempotent call may be retried.
+    Server,
+}
+
+/// One row of the error catalog, generated from the spec.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ErrorInfo {
+    /// The wire code, such as `1010009`.
+    pub code: &'static str,
+    /// The name of its [`ErrorCode`] variant.
+    pub name: &'static str,
+    /// Every HTTP status the code is documented with, the usual one first.
+    pub statuses: &'static [u16],
+    /// How to handle it.
+    pub class: ErrorClass,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+impl ErrorCode {
+    /// The catalog entry of a known code.
+    pub fn info(&self) -> Option<&'static ErrorInfo> {
+        let wire = self.as_str();
+        ERROR_CATALOG.iter().find(|e| e.code == wire)
+    }
+
+    /// The usual HTTP status of a known code; 400 for unknown ones.
+    pub fn status(&self) -> StatusCode {
+        self.info()
+            .and_then(|i| i.statuses.first())
+            .and_then(|s| StatusCode::from_u16(*s).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST)
+    }
+}
+
+/// Longest part of an unexpected body kept in an error, in bytes.
+pub const EXCERPT_LIMIT: usize = 512;
+
+/// A bounded, lossy UTF-8 excerpt of a body, for error messages.
+pub fn excerpt(body: &[u8]) -> String {
+    let cut = body.len().min(EXCERPT_LIMIT);
+    let mut s = String::from_utf8_lossy(&body[..cut]).into_owned();
+    if body.len() > cut {
+        s.push_str("...");
+    }
+    s
+}
+
+/// An error answered by the platform (or by something in front of it, such as a proxy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// The HTTP status of the answer.
+    pub status: StatusCode,
+    /// The platform's `error_code`, when the body carried one.
+    pub code: Option<ErrorCode>,
+    /// The platform's `error_desc`, when the body carried one.
+    pub description: Option<String>,
+    /// A bounded excerpt of a body that was not a platform error (an HTML page from a proxy, say).
+    pub body_excerpt: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a platform code, at the code's usual status.
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self { status: code.status(), code: Some(code), description: Some(description.into()), body_excerpt: None }
+    }
+
+    /// Reads an error answer: the platform's JSON error body when there is one, else an excerpt of the body.
+    pub fn from_body(status: StatusCode, body: &[u8]) -> Self {
+        match probe_error_body(body) {
+            Some((code, description)) => Self { status, code, description, body_excerpt: None },
+            None => Self {
+                status,
+                code: None,
+                description: None,
+                body_excerpt: if body.is_empty() { None } else { Some(excerpt(body)) },
+            },
+        }
+    }
+
+    /// How to handle this error: by its code first, then by its status.
+    pub fn class(&self) -> ErrorClass {
+        if let Some(class) = self.code.as_ref().and_then(ErrorCode::info).map(|i| i.class) {
+            return class;
+        }
+        match self.status.as_u16() {
+            429 => ErrorClass::Throttled,
+            500 | 502 | 503 | 504 => ErrorClass::Server,
+            _ => ErrorClass::Permanent,
+        }
+    }
+
+    /// The call was refused because the application exceeded its call rate (`1010009`).
+    pub fn is_throttled(&self) -> bool {
+        self.class() == ErrorClass::Throttled
+    }
+
+    /// The access token or app_key was refused (`1010005`); renew the token and retry once.
+    pub fn is_token_invalid(&self) -> bool {
+        self.class() == ErrorClass::TokenInvalid
+    }
+
+    /// The platform (or a proxy) failed rather than the request.
+    pub fn is_server_error(&self) -> bool {
+        self.class() == ErrorClass::Server
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "platform answered {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " with error {code}")?;
+        }
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        } else if let Some(ex) = &self.body_excerpt {
+            write!(f, ": {ex}")?;
+        } else if self.status.is_redirection() {
+            f.write_str(" (redirects are not followed)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The platform's error body, tolerant of a numeric `error_code`.
+#[derive(serde::Deserialize)]
+struct ErrorProbe {
+    #[serde(default, deserialize_with = "iot_model::de::string_or_number")]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_desc: Option<String>,
+}
+
+/// Reads a platform error body, if `body` is one: a JSON object with an `error_code` member.
+pub fn probe_error_body(body: &[u8]) -> Option<(Option<ErrorCode>, Option<String>)> {
+    let probe: ErrorProbe = serde_json::from_slice(body).ok()?;
+    let code = probe.error_code?;
+    Some((Some(<ErrorCode as iot_model::WireEnum>::from_wire(&code)), probe.error_desc))
+}
+
+/// A request that breaks a rule of the contract; it was never sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ValidationError {
+    /// The offending field, as a JSON path such as `targets.devices` or `tags[3].tagName`.
+    pub field: String,
+    /// The rule it breaks, in words.
+    pub rule: String,
+    /// The code the platform answers for this rule, when it has a specific one.
+    pub code: Option<ErrorCode>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.rule)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// An answer whose body could not be read as the expected type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecodeError {
+    /// The HTTP status of the answer.
+    pub status: StatusCode,
+    /// JSON path of the failure, such as `data[3].createTime` (`.` for the whole body).
+    pub path: String,
+    /// What was wrong there.
+    pub message: String,
+    /// A bounded excerpt of the body.
+    pub body_excerpt: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot decode the {} answer at `{}`: {}", self.status, self.path, self.message)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// The error enum of the protocol layer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request breaks a rule of the contract and was not built.
+    #[error("invalid request")]
+    Invalid(#[source] ValidationError),
+    /// The endpoint needs `app_key` and a bearer token, and none were given.
+    #[error("endpoint {endpoint} needs an app id and an access token")]
+    MissingCredentials {
+        /// The endpoint's name.
+        endpoint: &'static str,
+    },
+    /// The platform answered with an error.
+    #[error("platform error")]
+    Api(#[source] ApiError),
+    /// The answer could not be decoded.
+    #[error("undecodable answer")]
+    Decode(#[source] DecodeError),
+}
+
+impl Error {
+    /// The platform error, if this is one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ValidationError> for Error {
+    fn from(e: ValidationError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e)
+    }
+}

@@ -1,0 +1,174 @@
+//! Wire helpers written once for every endpoint: base URLs, percent-encoding, query values.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+/// Everything but RFC 3986's unreserved characters is encoded, in path segments and query values alike, so
+/// that `/`, `?`, `#`, `&`, `=`, `+`, `%` and spaces in a value can never change the request's shape.
+const STRICT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes one path segment or query component.
+pub fn encode_component(s: &str) -> Cow<'_, str> {
+    utf8_percent_encode(s, STRICT).into()
+}
+
+/// Decodes one percent-encoded component; `+` stays `+` in paths, and means a space in queries.
+pub fn decode_component(s: &str, plus_is_space: bool) -> Result<String, std::str::Utf8Error> {
+    if plus_is_space && s.contains('+') {
+        let replaced = s.replace('+', " ");
+        return percent_decode_str(&replaced).decode_utf8().map(Cow::into_owned);
+    }
+    percent_decode_str(s).decode_utf8().map(Cow::into_owned)
+}
+
+/// A checked base URL: `http` or `https`, a host, an optional port and path prefix, no query or fragment.
+///
+/// ```
+/// use iot_proto::BaseUrl;
+/// let base = BaseUrl::parse("https://iot.example.com:8743/").unwrap();
+/// assert_eq!(base.as_str(), "https://iot.example.com:8743");
+/// assert!(BaseUrl::parse("ftp://example.com").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct BaseUrl(String);
+
+/// Why a base URL was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid base url: {0}")]
+pub struct BaseUrlError(&'static str);
+
+impl BaseUrl {
+    /// Checks and normalizes a base URL (a trailing `/` is dropped).
+    pub fn parse(s: &str) -> Result<Self, BaseUrlError> {
+        let uri: http::Uri = s.parse().map_err(|_| BaseUrlError("not a URL"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(BaseUrlError("scheme must be http or https")),
+        }
+        let authority = uri.authority().ok_or(BaseUrlError("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(BaseUrlError("credentials in the URL are not allowed"));
+        }
+        if authority.host().is_empty() {
+            return Err(BaseUrlError("no host"));
+        }
+        if uri.query().is_some() || s.contains('#') {
+            return Err(BaseUrlError("no query or fragment allowed"));
+        }
+        let path = uri.path().trim_end_matches('/');
+        let scheme = uri.scheme_str().unwrap_or("https");
+        Ok(Self(format!("{scheme}://{authority}{path}")))
+    }
+
+    /// The URL without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BaseUrl({:?})", self.0)
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for BaseUrl {
+    type Err = BaseUrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// A value that can travel in a query string or a path segment.
+pub trait QueryValue: Sized {
+    /// The unencoded text form.
+    fn to_query(&self) -> Cow<'_, str>;
+    /// Reads the decoded text form.
+    fn from_query(s: &str) -> Result<Self, String>;
+}
+
+impl QueryValue for String {
+    fn to_query(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+    fn from_query(s: &str) -> Result<Self, String> {
+        Ok(s.to_owned())
+    }
+}
+
+macro_rules! query_number {
+    ($($t:ty),*) => {$(
+        impl QueryValue for $t {
+            fn to_query(&self) -> Cow<'_, str> {
+                Cow::Owned(self.to_string())
+            }
+            fn from_query(s: &str) -> Result<Self, String> {
+                s.parse().map_err(|_| format!("expected {}, got {s:?}", stringify!($t)))
+            }
+        }
+    )*};
+}
+query_number!(u32, u64, i64, bool);
+
+/// Implements [`QueryValue`] for an identifier newtype (checked on read).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! impl_query_value_id {
+    ($t:ty) => {
+        impl $crate::wire::QueryValue for $t {
+            fn to_query(&self) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(self.as_str())
+            }
+            fn from_query(s: &str) -> Result<Self, String> {
+                <$t>::new(s).map_err(|e| e.to_string())
+            }
+        }
+    };
+}
+
+/// Implements [`QueryValue`] for a wire enum (canonical spelling on write, tolerant on read).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! impl_query_value_enum {
+    ($t:ty) => {
+        impl $crate::wire::QueryValue for $t {
+            fn to_query(&self) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(self.as_str())
+            }
+            fn from_query(s: &str) -> Result<Self, String> {
+                Ok(<$t as iot_model::WireEnum>::from_wire(s))
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_are_strictly_encoded() {
+        assert_eq!(encode_component("a b/c?d#e&f=g+h%i"), "a%20b%2Fc%3Fd%23e%26f%3Dg%2Bh%25i");
+        assert_eq!(encode_component("日本"), "%E6%97%A5%E6%9C%AC");
+        assert_eq!(encode_component("A-z_0.9~"), "A-z_0.9~");
+        assert_eq!(decode_component("a+b%20c", true).unwrap(), "a b c");
+        assert_eq!(decode_component("a+b", false).unwrap(), "a+b");
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(BaseUrl::parse("http://127.0.0.1:8080").unwrap().as_str(), "http://127.0.0.1:8080");
+        assert_eq!(BaseUrl::parse("https://h/prefix/").unwrap().as_str(), "https://h/prefix");
+        for bad in ["", "h:80", "ftp://h", "https://h?x=1", "https://u:p@h", "https://h/#f", "/relative"] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
