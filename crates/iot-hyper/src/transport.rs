@@ -1,0 +1,429 @@
+//! The HTTP transport: sends an `http::Request<Vec<u8>>` and returns the response with its whole body.
+//!
+//! It is a thin layer over the hyper-util legacy client with a hyper-rustls connector. It adds what that client
+//! lacks: a timeout over the whole exchange, a cap on the response body, an idle-pool timer, and errors that say
+//! whether the request may have reached the server. It never follows redirects: a 3xx is returned as a response.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use crate::tls::{TlsError, TlsOptions};
+
+/// A boxed error kept as the cause of a [`TransportError`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// How deep to look into a chain of causes; real chains are a handful of links long.
+const MAX_CHAIN_DEPTH: usize = 32;
+
+/// Settings for a [`Transport`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TransportConfig {
+    /// The limit for establishing a TCP connection; the default is 10 s.
+    pub connect_timeout: Duration,
+    /// The limit for one whole exchange: connecting if needed, sending, and reading the headers and the entire
+    /// body. The default is 30 s.
+    pub request_timeout: Duration,
+    /// How long an idle pooled connection is kept; the default is 60 s.
+    pub pool_idle_timeout: Duration,
+    /// The largest response body accepted; the default is 16 MiB.
+    pub max_body_bytes: usize,
+    /// Trusted roots and the optional client identity.
+    pub tls: TlsOptions,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            pool_idle_timeout: Duration::from_secs(60),
+            max_body_bytes: 16 * 1024 * 1024,
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+impl TransportConfig {
+    /// Returns the default settings with the given TLS options.
+    pub fn with_tls(tls: TlsOptions) -> Self {
+        TransportConfig { tls, ..TransportConfig::default() }
+    }
+}
+
+/// What the transport was doing when a timeout fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutPhase {
+    /// Opening the TCP connection; the request was not sent.
+    Connect,
+    /// Waiting for the response headers; this includes any TLS handshake, so the request may have been sent.
+    Response,
+    /// Reading the response body; the request was sent and the headers have arrived.
+    Body,
+}
+
+impl fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutPhase::Connect => "connecting",
+            TimeoutPhase::Response => "waiting for the response",
+            TimeoutPhase::Body => "reading the response body",
+        })
+    }
+}
+
+/// Errors from sending a request.
+///
+/// Neither `Display` nor `Debug` contains header values or bodies.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The request cannot be sent as given (for example its URI has no host); nothing was sent.
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// What is wrong with the request.
+        reason: &'static str,
+    },
+    /// No connection could be established (refused, unreachable, name not resolved); nothing was sent.
+    #[error("could not connect")]
+    Connect {
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+    /// TLS failed: the server's certificate was not trusted, or the server refused the client certificate.
+    #[error("tls handshake failed")]
+    Tls {
+        /// Whether request bytes may have been written before the failure surfaced.
+        ///
+        /// With TLS 1.3 the server checks the client certificate after the client has finished its side of the
+        /// handshake, so the refusal can arrive after the request was written (though never processed).
+        request_may_have_been_sent: bool,
+        /// The rustls error found in the cause chain.
+        #[source]
+        source: rustls::Error,
+    },
+    /// A timeout fired.
+    #[error("{phase} timed out after {after:?}")]
+    Timeout {
+        /// What was happening when it fired.
+        phase: TimeoutPhase,
+        /// The limit that was exceeded.
+        after: Duration,
+    },
+    /// The response body is larger than the configured limit.
+    #[error("response body exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+        /// The announced `Content-Length`, when the response was rejected on it before reading.
+        content_length: Option<u64>,
+    },
+    /// The connection failed during the exchange (reset, closed early, an I/O error).
+    #[error("connection failed")]
+    Io {
+        /// Whether the request may have reached the server.
+        request_may_have_been_sent: bool,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+    /// The server's response was not valid HTTP/1.
+    #[error("malformed http response")]
+    Protocol {
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl TransportError {
+    /// Returns whether the failure is transient, so that trying again may succeed.
+    ///
+    /// This says nothing about safety: an operation that is not idempotent may only be retried when
+    /// [`TransportError::request_may_have_been_sent`] is false as well.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TransportError::Connect { .. } | TransportError::Timeout { .. } | TransportError::Io { .. } => true,
+            TransportError::InvalidRequest { .. }
+            | TransportError::Tls { .. }
+            | TransportError::BodyTooLarge { .. }
+            | TransportError::Protocol { .. } => false,
+        }
+    }
+
+    /// Returns whether the server may have received (and acted on) the request.
+    pub fn request_may_have_been_sent(&self) -> bool {
+        match self {
+            TransportError::InvalidRequest { .. } | TransportError::Connect { .. } => false,
+            TransportError::Tls { request_may_have_been_sent, .. }
+            | TransportError::Io { request_may_have_been_sent, .. } => *request_may_have_been_sent,
+            TransportError::Timeout { phase, .. } => *phase != TimeoutPhase::Connect,
+            TransportError::BodyTooLarge { .. } | TransportError::Protocol { .. } => true,
+        }
+    }
+}
+
+/// Sends requests over a shared connection pool; cloning is cheap and clones share the pool.
+#[derive(Clone)]
+pub struct Transport {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// Builds the transport; this fails only if the TLS settings are unusable.
+    pub fn new(config: TransportConfig) -> Result<Transport, TlsError> {
+        let tls = config.tls.client_config()?;
+        let mut http = HttpConnector::new();
+        // The https connector decides on the scheme; the inner connector must accept https URIs too.
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        let https =
+            HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
+        // Without a timer the pool never evicts idle connections, and a server that closes them first leaves
+        // stale ones behind.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .build(https);
+        Ok(Transport {
+            client,
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+
+    /// Sends one request and reads the whole response.
+    ///
+    /// The request timeout covers connecting, sending, and reading headers and body. A response whose
+    /// `Content-Length` exceeds the body limit is rejected before its body is read. Redirects are returned as
+    /// they are, never followed.
+    pub async fn send(&self, req: Request<Vec<u8>>) -> Result<Response<Bytes>, TransportError> {
+        check_request(&req)?;
+        // One deadline for the whole exchange; an absurdly long timeout simply means no deadline.
+        let deadline = Instant::now().checked_add(self.request_timeout);
+        let method = req.method().clone();
+        let req = req.map(|body| Full::new(Bytes::from(body)));
+
+        let response = match within(deadline, self.client.request(req)).await {
+            None => {
+                return Err(TransportError::Timeout { phase: TimeoutPhase::Response, after: self.request_timeout });
+            }
+            Some(Err(e)) => return Err(self.classify_send_error(e)),
+            Some(Ok(response)) => response,
+        };
+
+        let (parts, body) = response.into_parts();
+        if may_have_body(&method, parts.status) {
+            if let Some(len) = content_length(&parts.headers) {
+                if len > self.max_body_bytes as u64 {
+                    return Err(TransportError::BodyTooLarge { limit: self.max_body_bytes, content_length: Some(len) });
+                }
+            }
+        }
+
+        let body = match within(deadline, Limited::new(body, self.max_body_bytes).collect()).await {
+            None => {
+                return Err(TransportError::Timeout { phase: TimeoutPhase::Body, after: self.request_timeout });
+            }
+            Some(Err(e)) => return Err(self.classify_body_error(e)),
+            Some(Ok(collected)) => collected.to_bytes(),
+        };
+        Ok(Response::from_parts(parts, body))
+    }
+
+    fn classify_send_error(&self, err: hyper_util::client::legacy::Error) -> TransportError {
+        let connect = err.is_connect();
+        if let Some(tls) = find_in_chain::<rustls::Error>(&err) {
+            return TransportError::Tls { request_may_have_been_sent: !connect, source: tls.clone() };
+        }
+        if connect {
+            let timed_out = find_in_chain::<io::Error>(&err).is_some_and(|io| io.kind() == io::ErrorKind::TimedOut);
+            if timed_out {
+                return TransportError::Timeout { phase: TimeoutPhase::Connect, after: self.connect_timeout };
+            }
+            return TransportError::Connect { source: Box::new(err) };
+        }
+        let hyper_error = find_in_chain::<hyper::Error>(&err);
+        if hyper_error.is_some_and(is_parse_error) {
+            return TransportError::Protocol { source: Box::new(err) };
+        }
+        // hyper reports a request that never reached the connection as canceled; anything else may have been
+        // written, at least in part.
+        let canceled = hyper_error.is_some_and(hyper::Error::is_canceled);
+        TransportError::Io { request_may_have_been_sent: !canceled, source: Box::new(err) }
+    }
+
+    fn classify_body_error(&self, err: BoxError) -> TransportError {
+        if err.downcast_ref::<LengthLimitError>().is_some() {
+            return TransportError::BodyTooLarge { limit: self.max_body_bytes, content_length: None };
+        }
+        if let Some(tls) = find_in_chain::<rustls::Error>(&*err) {
+            return TransportError::Tls { request_may_have_been_sent: true, source: tls.clone() };
+        }
+        if find_in_chain::<hyper::Error>(&*err).is_some_and(is_parse_error) {
+            return TransportError::Protocol { source: err };
+        }
+        TransportError::Io { request_may_have_been_sent: true, source: err }
+    }
+}
+
+/// Rejects requests the client cannot send, before anything touches the network.
+fn check_request<B>(req: &Request<B>) -> Result<(), TransportError> {
+    let uri = req.uri();
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(_) => {
+            return Err(TransportError::InvalidRequest { reason: "uri scheme must be http or https" });
+        }
+        None => {
+            return Err(TransportError::InvalidRequest { reason: "uri has no scheme" });
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(TransportError::InvalidRequest { reason: "uri has no host" });
+    }
+    if req.version() != Version::HTTP_11 && req.version() != Version::HTTP_10 {
+        return Err(TransportError::InvalidRequest { reason: "only http/1.0 and http/1.1 are supported" });
+    }
+    Ok(())
+}
+
+/// Runs `future` until `deadline`; `None` means the deadline passed first.
+async fn within<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+        None => Some(future.await),
+    }
+}
+
+/// Whether a response to `method` with `status` carries a body whose length `Content-Length` announces.
+fn may_have_body(method: &Method, status: StatusCode) -> bool {
+    // A HEAD response and 204/304 announce the length of a body they do not carry.
+    *method != Method::HEAD && status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn is_parse_error(err: &hyper::Error) -> bool {
+    err.is_parse() || err.is_parse_status() || err.is_parse_too_large()
+}
+
+/// Finds the first error of type `T` in the cause chain of `err`, including `err` itself.
+///
+/// `io::Error::source` skips the error it wraps and returns that error's source instead, and rustls errors
+/// travel wrapped in `io::Error`s, so the walk also looks inside every `io::Error` it meets.
+fn find_in_chain<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current = Some(err);
+    for _ in 0..MAX_CHAIN_DEPTH {
+        let e = current?;
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        let inner =
+            e.downcast_ref::<io::Error>().and_then(io::Error::get_ref).map(|inner| inner as &(dyn StdError + 'static));
+        current = inner.or_else(|| e.source());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn finds_errors_wrapped_in_io_errors() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = io::Error::new(io::ErrorKind::InvalidData, tls);
+        let outer = io::Error::other(inner);
+        // std's io::Error::source skips the wrapped error, which is why the walk needs get_ref.
+        assert!(outer.source().is_none());
+        let found = find_in_chain::<rustls::Error>(&outer).unwrap();
+        assert!(matches!(found, rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)));
+        assert!(find_in_chain::<hyper::Error>(&outer).is_none());
+    }
+
+    #[test]
+    fn invalid_requests_are_rejected_before_sending() {
+        let cases =
+            [("/relative/path", "uri has no scheme"), ("ftp://example.com/", "uri scheme must be http or https")];
+        for (uri, reason) in cases {
+            let req = Request::get(uri).body(Vec::<u8>::new()).unwrap();
+            let err = check_request(&req).unwrap_err();
+            assert!(matches!(err, TransportError::InvalidRequest { reason: r } if r == reason), "{uri}: {err:?}");
+            assert!(!err.is_retryable());
+            assert!(!err.request_may_have_been_sent());
+        }
+        let req = Request::get("http://example.com/").version(Version::HTTP_2).body(Vec::<u8>::new()).unwrap();
+        assert!(check_request(&req).is_err());
+        let req = Request::get("https://example.com/x?y=1").body(Vec::<u8>::new()).unwrap();
+        assert!(check_request(&req).is_ok());
+    }
+
+    #[test]
+    fn classification_table() {
+        let boxed = || -> BoxError { Box::new(io::Error::other("x")) };
+        let tls = || rustls::Error::General("x".to_owned());
+        let rows: Vec<(TransportError, bool, bool)> = vec![
+            (TransportError::Connect { source: boxed() }, true, false),
+            (TransportError::Tls { request_may_have_been_sent: false, source: tls() }, false, false),
+            (TransportError::Tls { request_may_have_been_sent: true, source: tls() }, false, true),
+            (TransportError::Timeout { phase: TimeoutPhase::Connect, after: Duration::from_secs(1) }, true, false),
+            (TransportError::Timeout { phase: TimeoutPhase::Response, after: Duration::from_secs(1) }, true, true),
+            (TransportError::BodyTooLarge { limit: 1, content_length: None }, false, true),
+            (TransportError::Io { request_may_have_been_sent: false, source: boxed() }, true, false),
+            (TransportError::Protocol { source: boxed() }, false, true),
+        ];
+        for (err, retryable, sent) in rows {
+            assert_eq!(err.is_retryable(), retryable, "{err:?}");
+            assert_eq!(err.request_may_have_been_sent(), sent, "{err:?}");
+            let shown = err.to_string();
+            assert_eq!(shown, shown.to_lowercase(), "{shown}");
+            assert!(!shown.ends_with('.'), "{shown}");
+        }
+    }
+
+    #[test]
+    fn content_length_is_only_trusted_when_a_body_follows() {
+        assert!(may_have_body(&Method::GET, StatusCode::OK));
+        assert!(!may_have_body(&Method::HEAD, StatusCode::OK));
+        assert!(!may_have_body(&Method::GET, StatusCode::NOT_MODIFIED));
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_LENGTH, " 42 ".parse().unwrap());
+        assert_eq!(content_length(&headers), Some(42));
+        headers.insert(http::header::CONTENT_LENGTH, "x".parse().unwrap());
+        assert_eq!(content_length(&headers), None);
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests for iot-hyper, compiled as one test binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod transport;
