@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask codegen [--check]` generates the API surface from `docs/spec/northbound.toml`.
 
+mod gen_client;
 mod gen_docs;
 mod gen_model;
 mod gen_proto;
@@ -36,6 +37,7 @@ pub fn generate(root: &Path) -> Result<Vec<Output>, String> {
         Output { path: "crates/iot-model/src/generated.rs", contents: rustfmt(root, &gen_model::model(&spec))? },
         Output { path: "crates/iot-model/src/strategies.rs", contents: rustfmt(root, &gen_model::strategies(&spec))? },
         Output { path: "crates/iot-proto/src/generated.rs", contents: rustfmt(root, &gen_proto::proto(&spec))? },
+        Output { path: "crates/iot-hyper/src/generated.rs", contents: rustfmt(root, &gen_client::client(&spec))? },
         Output { path: "docs/api-reference.md", contents: gen_docs::docs(&spec) },
     ])
 }

@@ -1,4 +1,22 @@
-//! iot-hyper: the I/O layer of the SDK, a thin transport on hyper 1, hyper-util and hyper-rustls over tokio.
+//! The transport layer of the northbound SDK: a client on hyper 1, hyper-util, hyper-rustls and tokio.
+//!
+//! It is thin by design: requests are built and answers parsed by `iot-proto`, and the decisions (when to
+//! log in or refresh, whether to retry, which page comes next) are `iot-proto`'s state machines. This crate
+//! sends bytes, keeps time, holds the session lock, and sleeps between retries.
+//!
+//! - [`Client`]: a typed method per endpoint, plus [`Client::send`] for any endpoint type, automatic login and
+//!   single-flight token renewal, retries, and paged walks as `Stream`s ([`Client::pages`], [`Client::items`]).
+//! - [`transport::Transport`]: timeouts, a body cap, no redirects, pooled keep-alive connections.
+//! - [`tls`]: the platform's public roots or a custom CA, and an optional client certificate (two-way TLS).
 
+mod client;
+mod error;
+mod generated;
+mod paging;
 pub mod tls;
 pub mod transport;
+
+pub use client::{Client, ClientConfig, Sleeper, TokioSleeper};
+pub use error::Error;
+pub use tls::{Identity, Roots, TlsOptions};
+pub use transport::{TransportConfig, TransportError};

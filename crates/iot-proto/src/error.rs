@@ -173,6 +173,13 @@ pub struct ValidationError {
     pub code: Option<ErrorCode>,
 }
 
+impl ValidationError {
+    /// A violation of `rule` by `field`, with the platform's code for it if any.
+    pub fn new(field: impl Into<String>, rule: impl Into<String>, code: Option<ErrorCode>) -> Self {
+        Self { field: field.into(), rule: rule.into(), code }
+    }
+}
+
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.rule)
