@@ -20,3 +20,8 @@ pub use client::{Client, ClientConfig, Sleeper, TokioSleeper};
 pub use error::Error;
 pub use tls::{Identity, Roots, TlsOptions};
 pub use transport::{TransportConfig, TransportError};
+
+/// The README's Rust examples, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
