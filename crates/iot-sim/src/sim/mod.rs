@@ -1,0 +1,824 @@
+//! The simulator's pure core: a deterministic state machine that answers the platform's northbound API.
+//!
+//! [`Simulator::handle`] takes the simulated time and one `http::Request` and returns the `http::Response` the
+//! platform would send. Nothing here opens a socket, reads a clock, sleeps, spawns or asks the OS for randomness:
+//! time arrives as `now`, randomness comes from a [`rng::SplitMix64`] seeded by [`SimConfig::seed`]. The same
+//! configuration and the same requests at the same times give byte-identical answers.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use iot_model::{AppId, AppSecret, LoginForm};
+//! use iot_proto::{BaseUrl, Endpoint, Login};
+//! use iot_sim::sim::{DEFAULT_APP_ID, DEFAULT_SECRET, SimConfig, Simulator};
+//!
+//! let mut sim = Simulator::new(SimConfig::default());
+//! let base = BaseUrl::parse("http://sim.invalid").unwrap();
+//! let login = Login::new(LoginForm::new(AppId::new(DEFAULT_APP_ID).unwrap(), AppSecret::new(DEFAULT_SECRET)));
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let answer = sim.handle(now, login.try_into_http_request(&base, None).unwrap());
+//! let token = Login::try_from_http_response(&answer).unwrap();
+//! assert_eq!(token.expires_in, 3600);
+//! ```
+//!
+//! # Time
+//!
+//! State advances lazily: a task's whole future (when each device starts, how long it downloads and installs,
+//! whether and why it fails, when it is retried) is drawn when the task is created, from a random stream derived
+//! from the seed and the task's sequence number. A query computes the state at its `now` from that plan, so
+//! the answer depends only on the creation time, the seed and `now`, never on how often anyone asked. Time never
+//! runs backwards: a `now` earlier than one already seen is treated as the latest time seen.
+//!
+//! # Authentication and tokens
+//!
+//! Apps are configured in [`SimConfig::apps`] (by default one, [`DEFAULT_APP_ID`] with [`DEFAULT_SECRET`]).
+//! Login reads the form body; refresh reads JSON. Each login or refresh issues a new access token (valid for
+//! [`SimConfig::token_lifetime`], an hour by default) and a new refresh token (valid for
+//! [`SimConfig::refresh_token_lifetime`], a day), and invalidates every token the app held before, as the
+//! platform does. An empty secret or refresh token answers 400/102202, a wrong appId or secret 401/100208, a
+//! frozen app ([`AppConfig::frozen`]) 400/100247, an unknown, superseded or expired refresh token 400/50400.
+//! Every other call needs `app_key` naming an app and `Authorization: Bearer` with that app's current access
+//! token, else 403/1010005; this check comes before the request is read, so a call without credentials gets
+//! 1010005 whatever its body. Logout revokes the access token it names if it is the app's current one (the
+//! refresh token stays usable) and answers an empty 200 either way.
+//!
+//! # Rate limit
+//!
+//! [`SimConfig::rate_limit`] (100 calls per 60 s per app by default, `None` to switch it off) is a sliding
+//! window: a call is refused with 403/1010009 when the app already had that many admitted calls in the window
+//! ending now. Refused calls are not recorded, so a client that backs off recovers as soon as its oldest calls
+//! leave the window. Every call that names a known app counts, before its token or body is checked: for
+//! authenticated calls the app in `app_key`; for login and refresh the appId in the body (so login counts,
+//! and a client cannot escape throttling by logging in again). Calls naming no known app are not counted.
+//!
+//! # Upgrade tasks
+//!
+//! Creation runs the contract's stateless checks first (through `try_from_http_request`, which answers their
+//! codes), then: a custom window starting before `now` answers 123033; an unknown `fileId` 404/123002; a
+//! package of the wrong kind for the endpoint (a software package given to `firmwareUpgrade`, or the reverse)
+//! 400/120015, because the request itself is wrong whatever the devices are; an unknown device 404/123002; a
+//! device whose type, model or manufacturer differs from the package's 400/123016. Device groups expand to the
+//! fleet's devices of the given type, model and manufacturer that belong to any named group; those three must
+//! equal the package's (else 123016), an unknown group or a selection without any device answers 123002.
+//! Repeated devices are upgraded once.
+//!
+//! Each device's subtask goes `wait` → `processing` → `success` or `fail`. With `now` (or no policy) it starts
+//! within 30 s; with `device_online` when the device comes online, within two hours; with `custom` within 30 s
+//! of the window's start, and whatever has not finished at the window's end fails with a timeout cause (a
+//! retry that would start after the end is not started). A download takes 20 to 120 s, an installation 30 to
+//! 180 s. An attempt fails with probability [`SimConfig::failure_rate`] (10% by default) with one of these
+//! causes in `detailInfo`: "download timed out", "device rejected the package: checksum mismatch", "device
+//! refused the upgrade: battery too low", "installation failed: the device rolled back to the previous
+//! version", "the device did not report the upgrade result in time". With `retryType`, a failed device is tried
+//! again 60 s later, up to `retryTimes` more times. `extendInfo` holds `sourceVersion`, `targetVersion`,
+//! `curVersion`, `downloadTime` (when the last download finished) and `upgradeTime` (when the upgrade
+//! succeeded), times in the compact format or null. A device that succeeds runs the new version from then on.
+//!
+//! `staResult` is always counted from the subtasks: `total = wait + processing + success + fail + stop`, and
+//! `timeout` counts the failed subtasks whose cause is a timeout (a part of `fail`, not an extra state). The
+//! task is `wait` while every subtask waits, `success` when all succeeded, `failed` when all finished and some
+//! failed, `processing` otherwise; `stopTime` is set once it has finished. Lists keep creation order; a page
+//! past the end is empty.
+//!
+//! # Batch tasks
+//!
+//! Only `DeviceCmd` tasks are simulated, selecting devices by `DeviceList`, `DeviceType` (narrowed by `model`
+//! and `manufacturerId`), `GroupList` or `Broadcast`; other task types and the `DeviceArea` and `GroupIdList`
+//! selections answer 400/100022 "unsupported in simulator", as does a selection without any device or naming
+//! an unknown group. The body's `appId` must be the caller's app: another app answers 403/100217, an app that
+//! does not exist 403/100203; the same holds for the `appId` query parameter of the queries. Another app's
+//! task answers 404/105005.
+//!
+//! Commands are sent from 0.5 s after creation, twenty a second; each subtask goes `Pending` → `WaitResult`
+//! → `Success` (with an `output`) or `Fail` (with an `error` string holding an escaped error body); a device
+//! answers within 2 to 90 s. `timeout` counts minutes: at the deadline every unfinished subtask becomes
+//! `Timeout`, and a command never sent (its device stayed offline) also counts in `expiredCnt`, a part of
+//! `timeoutCnt`. With probability [`SimConfig::failure_rate`] a command fails (half of those), is never
+//! answered (three in ten) or finds its device offline (two in ten); a listed device that does not exist fails at
+//! once. The task is `Pending` until its first command is sent, `Running`, then `Complete`, or `Timeout` when
+//! its deadline left subtasks unfinished. `completeCnt = successCnt + failCnt + timeoutCnt`, `progress` and
+//! `successRate` are per mille of `totalCnt`. Command subtasks have no `index` or `nodeId`, so filtering by
+//! those returns nothing.
+//!
+//! # Errors the platform does not document
+//!
+//! Codes the simulator invents start with 9 and are listed in [`codes`]: a path no endpoint has answers
+//! 404/[`codes::NOT_FOUND`], a known path with the wrong method 405/[`codes::METHOD_NOT_ALLOWED`] with an
+//! `Allow` header, and batch subtask errors use the `9000xx` codes. [`Faults::fail_every_nth`] makes every n-th
+//! call (counting calls that reached an endpoint) answer 500/50252 without any other effect.
+
+mod auth;
+mod batch;
+pub mod fleet;
+pub mod rng;
+mod upgrade;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::num::NonZeroU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use iot_model::{AppId, AppSecret, CategoryInfo, DeviceId, FileType, OperateType, Timestamp};
+use iot_proto::server::{self, RouteError, Router};
+use iot_proto::{
+    APP_KEY, ApiError, CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask, DeletePackage, Empty,
+    Endpoint, EndpointId, ErrorCode, Login, Logout, Page, QueryBatchTask, QueryPackage, QueryPackageList,
+    QuerySubOperations, QueryTaskDetails, QueryUpgradeTask, QueryUpgradeTaskList, RefreshAccessToken, UPGRADE_PAGING,
+};
+
+pub use fleet::{Device, FleetSource, FleetSpec};
+
+use auth::AppState;
+use rng::SplitMix64;
+
+/// The appId of the app a default configuration has.
+pub const DEFAULT_APP_ID: &str = "sim-app";
+/// The secret of the app a default configuration has; a well-known value for local testing only.
+pub const DEFAULT_SECRET: &str = "sim-secret";
+/// The seed of a default configuration.
+pub const DEFAULT_SEED: u64 = 1;
+/// The number of generated devices in a default configuration.
+pub const DEFAULT_FLEET_SIZE: usize = 300;
+/// The share of upgrade attempts and commands that fail in a default configuration.
+pub const DEFAULT_FAILURE_RATE: f64 = 0.1;
+
+/// Error codes the simulator invents where the platform documents none; all start with 9.
+pub mod codes {
+    /// No endpoint has the request's path (HTTP 404).
+    pub const NOT_FOUND: &str = "900404";
+    /// The path exists, but not with the request's method (HTTP 405).
+    pub const METHOD_NOT_ALLOWED: &str = "900405";
+    /// Batch subtask: the device rejected the command.
+    pub const COMMAND_REJECTED: &str = "900001";
+    /// Batch subtask: the device failed to execute the command.
+    pub const COMMAND_FAILED: &str = "900002";
+    /// Batch subtask: the device did not answer before the task's timeout.
+    pub const NO_ANSWER: &str = "900003";
+    /// Batch subtask: the listed device does not exist.
+    pub const NO_SUCH_DEVICE: &str = "900004";
+    /// Batch subtask: the device stayed offline, so the command was never sent before the task's timeout.
+    pub const COMMAND_EXPIRED: &str = "900005";
+}
+
+/// Milliseconds since the Unix epoch, the simulator's internal time.
+pub(crate) type Ms = i64;
+
+/// Errors building a simulator's inputs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The fleet file is not valid JSON of the documented shape.
+    #[error("cannot read the fleet file")]
+    FleetFile(#[source] serde_json::Error),
+    /// A device id appears twice.
+    #[error("device id {0} appears more than once")]
+    DuplicateDevice(String),
+    /// A package file id appears twice.
+    #[error("package file id {0} appears more than once")]
+    DuplicatePackage(String),
+    /// An app id appears twice.
+    #[error("app id {0} appears more than once")]
+    DuplicateApp(String),
+}
+
+/// An application that may log in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppConfig {
+    /// The app's id (its `app_key`).
+    pub app_id: AppId,
+    /// The app's secret.
+    pub secret: AppSecret,
+    /// A frozen app's logins are refused with 100247.
+    pub frozen: bool,
+}
+
+impl AppConfig {
+    /// An app that may log in with `secret`.
+    pub fn new(app_id: AppId, secret: AppSecret) -> Self {
+        Self { app_id, secret, frozen: false }
+    }
+
+    /// The same app, frozen.
+    pub fn frozen(mut self) -> Self {
+        self.frozen = true;
+        self
+    }
+}
+
+/// Faults to inject, for testing how clients cope with a failing platform.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Faults {
+    /// Every n-th call that reaches an endpoint answers 500/50252 and has no other effect.
+    pub fail_every_nth: Option<NonZeroU64>,
+}
+
+impl Faults {
+    /// No faults.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Every `n`-th call fails with 500/50252; `0` means never.
+    pub fn fail_every_nth(n: u64) -> Self {
+        Self { fail_every_nth: NonZeroU64::new(n) }
+    }
+}
+
+/// Everything that shapes a simulator.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SimConfig {
+    /// Seed of every random choice (fleet, ids, tokens, task timelines).
+    pub seed: u64,
+    /// The apps that may log in.
+    pub apps: Vec<AppConfig>,
+    /// Where the devices and packages come from.
+    pub fleet: FleetSource,
+    /// How long an access token is accepted.
+    pub token_lifetime: Duration,
+    /// How long a refresh token is accepted.
+    pub refresh_token_lifetime: Duration,
+    /// At most this many calls per app in any window of this length; `None` switches the limit off.
+    pub rate_limit: Option<(u32, Duration)>,
+    /// Probability, from 0 to 1, that an upgrade attempt or a command fails.
+    pub failure_rate: f64,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+impl Default for SimConfig {
+    /// Seed 1, one app ([`DEFAULT_APP_ID`] / [`DEFAULT_SECRET`]), 300 generated devices of two types with
+    /// packages for each, the platform's token lifetimes and rate limit, a 10% failure rate and no faults.
+    fn default() -> Self {
+        let app = AppId::new(DEFAULT_APP_ID).ok().map(|id| AppConfig::new(id, AppSecret::new(DEFAULT_SECRET)));
+        Self {
+            seed: DEFAULT_SEED,
+            apps: app.into_iter().collect(),
+            fleet: FleetSource::Generated { size: DEFAULT_FLEET_SIZE },
+            token_lifetime: Duration::from_secs(iot_model::limits::TOKEN_LIFETIME_SECS),
+            refresh_token_lifetime: Duration::from_secs(iot_model::limits::REFRESH_TOKEN_LIFETIME_SECS),
+            rate_limit: Some((
+                iot_model::limits::RATE_LIMIT_CALLS as u32,
+                Duration::from_secs(iot_model::limits::RATE_LIMIT_WINDOW_SECS),
+            )),
+            failure_rate: DEFAULT_FAILURE_RATE,
+            faults: Faults::none(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Generates this many devices from the seed.
+    pub fn with_fleet_size(mut self, size: usize) -> Self {
+        self.fleet = FleetSource::Generated { size };
+        self
+    }
+
+    /// Uses this fleet.
+    pub fn with_fleet(mut self, fleet: FleetSpec) -> Self {
+        self.fleet = FleetSource::Spec(fleet);
+        self
+    }
+
+    /// Adds an app.
+    pub fn with_app(mut self, app: AppConfig) -> Self {
+        self.apps.push(app);
+        self
+    }
+
+    /// Sets the access token lifetime.
+    pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Sets the rate limit (`None` switches it off).
+    pub fn with_rate_limit(mut self, limit: Option<(u32, Duration)>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// Sets the failure rate (clamped to 0..=1 when used).
+    pub fn with_failure_rate(mut self, rate: f64) -> Self {
+        self.failure_rate = rate;
+        self
+    }
+
+    /// Sets the faults to inject.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+/// A device's version change, due when an upgrade succeeds.
+#[derive(Clone, Debug)]
+struct VersionEvent {
+    at: Ms,
+    seq: u64,
+    device_id: DeviceId,
+    file_type: FileType,
+    version: String,
+}
+
+/// The simulated platform.
+pub struct Simulator {
+    seed: u64,
+    token_lifetime: Ms,
+    refresh_lifetime: Ms,
+    rate_limit: Option<(u32, Ms)>,
+    failure_rate: f64,
+    faults: Faults,
+    router: Router,
+    apps: Vec<AppState>,
+    devices: Vec<Device>,
+    device_index: BTreeMap<DeviceId, usize>,
+    packages: Vec<CategoryInfo>,
+    upgrades: Vec<upgrade::UpgradeTask>,
+    batches: Vec<batch::BatchTask>,
+    /// Version changes not yet applied, in the order they are due.
+    pending_versions: Vec<VersionEvent>,
+    /// The stream ids and tokens are drawn from.
+    ids: SplitMix64,
+    issued_ids: BTreeSet<String>,
+    next_seq: u64,
+    clock: Ms,
+    calls: u64,
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Apps hold live tokens, so only counts are shown.
+        f.debug_struct("Simulator")
+            .field("seed", &self.seed)
+            .field("apps", &self.apps.len())
+            .field("devices", &self.devices.len())
+            .field("packages", &self.packages.len())
+            .field("upgrade_tasks", &self.upgrades.len())
+            .field("batch_tasks", &self.batches.len())
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(d: Duration) -> Ms {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn to_ms(t: SystemTime) -> Ms {
+    t.duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
+}
+
+/// A simulated time in the platform's format, when it is in range.
+pub(crate) fn timestamp(ms: Ms) -> Option<Timestamp> {
+    Timestamp::from_unix_seconds(ms.div_euclid(1000)).ok()
+}
+
+/// Cuts one page out of `items`: the page number (0 when absent), the page size (`default` when absent), the
+/// total count and the page's items. A page past the end is empty.
+pub(crate) fn paginate<T>(
+    items: Vec<T>,
+    page_no: Option<u32>,
+    page_size: Option<u32>,
+    default: u32,
+) -> (u32, u32, u64, Vec<T>) {
+    let page_no = page_no.unwrap_or(0);
+    let page_size = page_size.unwrap_or(default).max(1);
+    let total = items.len() as u64;
+    let skip = u64::from(page_no) * u64::from(page_size);
+    let page = items.into_iter().skip(usize::try_from(skip).unwrap_or(usize::MAX)).take(page_size as usize).collect();
+    (page_no, page_size, total, page)
+}
+
+/// An error answer with a code the platform does not document.
+fn sim_error(status: http::StatusCode, code: &str, desc: String) -> http::Response<Vec<u8>> {
+    let body = iot_model::ErrorBody::new().with_error_code(code.to_owned()).with_error_desc(desc);
+    let mut resp = http::Response::new(serde_json::to_vec(&body).unwrap_or_default());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The outcome of a call, turned into its answer.
+fn respond<E: Endpoint>(result: Result<E::Response, ApiError>) -> http::Response<Vec<u8>> {
+    match result {
+        Ok(answer) => E::try_into_http_response(&answer),
+        Err(e) => server::error_response(&e),
+    }
+}
+
+impl Simulator {
+    /// Builds a simulator. Later duplicates of an app id, device id or package file id are ignored (use
+    /// [`FleetSpec::from_json`] to have them reported), and the failure rate is clamped to 0..=1.
+    pub fn new(config: SimConfig) -> Self {
+        let fleet = match config.fleet {
+            FleetSource::Generated { size } => FleetSpec::generate(config.seed, size),
+            FleetSource::Spec(spec) => spec,
+        };
+        let mut sim = Self {
+            seed: config.seed,
+            token_lifetime: millis(config.token_lifetime),
+            refresh_lifetime: millis(config.refresh_token_lifetime),
+            rate_limit: config.rate_limit.map(|(n, w)| (n, millis(w))),
+            failure_rate: if config.failure_rate.is_nan() { 0.0 } else { config.failure_rate.clamp(0.0, 1.0) },
+            faults: config.faults,
+            router: Router::new(),
+            apps: Vec::new(),
+            devices: Vec::new(),
+            device_index: BTreeMap::new(),
+            packages: Vec::new(),
+            upgrades: Vec::new(),
+            batches: Vec::new(),
+            pending_versions: Vec::new(),
+            ids: SplitMix64::derive(config.seed, &[0x1D5]),
+            issued_ids: BTreeSet::new(),
+            next_seq: 0,
+            clock: 0,
+            calls: 0,
+        };
+        for app in config.apps {
+            // Duplicates are documented as ignored.
+            let _ = sim.add_app(app);
+        }
+        for device in fleet.devices {
+            let _ = sim.add_device(device);
+        }
+        for package in fleet.packages {
+            let _ = sim.add_package(package);
+        }
+        sim
+    }
+
+    /// The seed the simulator was built with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The devices, in fleet order, with the versions they ran at the latest time the simulator has seen
+    /// (see [`Simulator::advance_to`]).
+    pub fn devices(&self) -> &[Device] {
+        &self.devices
+    }
+
+    /// The same as [`Simulator::devices`].
+    pub fn fleet(&self) -> &[Device] {
+        &self.devices
+    }
+
+    /// One device by id.
+    pub fn device(&self, device_id: &str) -> Option<&Device> {
+        let id = DeviceId::new(device_id).ok()?;
+        self.device_index.get(&id).and_then(|i| self.devices.get(*i))
+    }
+
+    /// The version packages, in the order they were added.
+    pub fn packages(&self) -> &[CategoryInfo] {
+        &self.packages
+    }
+
+    /// The apps' ids.
+    pub fn app_ids(&self) -> impl Iterator<Item = &AppId> {
+        self.apps.iter().map(|a| &a.config.app_id)
+    }
+
+    /// The number of upgrade tasks and of batch tasks created so far.
+    pub fn task_counts(&self) -> (usize, usize) {
+        (self.upgrades.len(), self.batches.len())
+    }
+
+    /// The latest simulated time seen.
+    pub fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(u64::try_from(self.clock).unwrap_or(0))
+    }
+
+    /// Adds an app.
+    pub fn add_app(&mut self, app: AppConfig) -> Result<(), SimError> {
+        if self.apps.iter().any(|a| a.config.app_id == app.app_id) {
+            return Err(SimError::DuplicateApp(app.app_id.to_string()));
+        }
+        self.apps.push(AppState::new(app));
+        Ok(())
+    }
+
+    /// Adds a device at the end of the fleet.
+    pub fn add_device(&mut self, device: Device) -> Result<(), SimError> {
+        if self.device_index.contains_key(&device.device_id) {
+            return Err(SimError::DuplicateDevice(device.device_id.to_string()));
+        }
+        self.device_index.insert(device.device_id.clone(), self.devices.len());
+        self.devices.push(device);
+        Ok(())
+    }
+
+    /// Adds a version package.
+    pub fn add_package(&mut self, package: CategoryInfo) -> Result<(), SimError> {
+        if self.packages.iter().any(|p| p.file_id == package.file_id) {
+            return Err(SimError::DuplicatePackage(package.file_id.to_string()));
+        }
+        self.packages.push(package);
+        Ok(())
+    }
+
+    /// Moves the simulated clock to `now` (never backwards) and applies the version changes due by then, without
+    /// a request; [`Simulator::handle`] does the same before answering.
+    pub fn advance_to(&mut self, now: SystemTime) {
+        let now = self.tick(now);
+        self.apply_versions(now);
+    }
+
+    /// Answers one request at simulated time `now`.
+    pub fn handle<B: AsRef<[u8]>>(&mut self, now: SystemTime, req: http::Request<B>) -> http::Response<Vec<u8>> {
+        let now = self.tick(now);
+        let path = req.uri().path();
+        let route = match self.router.route(req.method(), path) {
+            Ok(route) => route,
+            Err(RouteError::MethodNotAllowed) => return self.method_not_allowed(req.method(), path),
+            Err(_) => {
+                return sim_error(http::StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("no resource at {path}"));
+            }
+        };
+        self.calls += 1;
+        if let Some(n) = self.faults.fail_every_nth {
+            if self.calls % n.get() == 0 {
+                let e = ApiError::new(ErrorCode::InternalError, format!("injected fault: call {} fails", self.calls));
+                return server::error_response(&e);
+            }
+        }
+        self.apply_versions(now);
+        match route.endpoint {
+            EndpointId::Login => self.login(now, &req),
+            EndpointId::RefreshAccessToken => self.refresh(now, &req),
+            EndpointId::Logout => self.authed(now, &req, |s, _, app, ep: Logout| {
+                if ep.body.access_token.expose_secret().is_empty() {
+                    return Err(ApiError::new(ErrorCode::RequiredParameterMissing, "accessToken is empty"));
+                }
+                if let Some(a) = s.apps.iter_mut().find(|a| a.config.app_id == *app) {
+                    a.revoke_access(ep.body.access_token.expose_secret());
+                }
+                Ok(Empty)
+            }),
+            EndpointId::QueryPackageList => self.authed(now, &req, |s, _, _, q: QueryPackageList| {
+                let matching: Vec<&CategoryInfo> = s
+                    .packages
+                    .iter()
+                    .filter(|p| {
+                        q.file_type.as_ref().is_none_or(|f| p.file_type.as_ref() == Some(f))
+                            && q.device_type.as_ref().is_none_or(|v| p.device_type.as_ref() == Some(v))
+                            && q.model.as_ref().is_none_or(|v| p.model.as_ref() == Some(v))
+                            && q.manufacturer_name.as_ref().is_none_or(|v| p.manufacturer_name.as_ref() == Some(v))
+                            && q.version.as_ref().is_none_or(|v| p.version.as_ref() == Some(v))
+                    })
+                    .collect();
+                let (page_no, page_size, total, items) =
+                    paginate(matching, q.page_no, q.page_size, UPGRADE_PAGING.page_size_default);
+                Ok(Page::from_items(page_no, page_size, total, items.into_iter().cloned().collect()))
+            }),
+            EndpointId::QueryPackage => self.authed(now, &req, |s, _, _, q: QueryPackage| {
+                s.packages.iter().find(|p| p.file_id == q.file_id).cloned().ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::DeviceOrPackageNotFound,
+                        format!("version package {} does not exist", q.file_id),
+                    )
+                })
+            }),
+            EndpointId::DeletePackage => self.authed(now, &req, |s, _, _, q: DeletePackage| {
+                let before = s.packages.len();
+                s.packages.retain(|p| p.file_id != q.file_id);
+                if s.packages.len() == before {
+                    return Err(ApiError::new(
+                        ErrorCode::DeviceOrPackageNotFound,
+                        format!("version package {} does not exist", q.file_id),
+                    ));
+                }
+                Ok(Empty)
+            }),
+            EndpointId::CreateSoftwareUpgradeTask => {
+                self.authed(now, &req, |s, now, _, ep: CreateSoftwareUpgradeTask| {
+                    s.create_upgrade(now, OperateType::SoftwareUpgrade, ep.body)
+                })
+            }
+            EndpointId::CreateFirmwareUpgradeTask => {
+                self.authed(now, &req, |s, now, _, ep: CreateFirmwareUpgradeTask| {
+                    s.create_upgrade(now, OperateType::FirmwareUpgrade, ep.body)
+                })
+            }
+            EndpointId::QueryUpgradeTask => {
+                self.authed(now, &req, |s, now, _, q: QueryUpgradeTask| s.query_upgrade(now, &q.operation_id))
+            }
+            EndpointId::QuerySubOperations => {
+                self.authed(now, &req, |s, now, _, q: QuerySubOperations| s.list_sub_operations(now, &q))
+            }
+            EndpointId::QueryUpgradeTaskList => {
+                self.authed(now, &req, |s, now, _, q: QueryUpgradeTaskList| Ok(s.list_upgrades(now, &q)))
+            }
+            EndpointId::CreateBatchTask => {
+                self.authed(now, &req, |s, now, app, ep: CreateBatchTask| s.create_batch(now, app, ep.body))
+            }
+            EndpointId::QueryBatchTask => {
+                self.authed(now, &req, |s, now, app, q: QueryBatchTask| s.query_batch(now, app, &q))
+            }
+            EndpointId::QueryTaskDetails => {
+                self.authed(now, &req, |s, now, app, q: QueryTaskDetails| s.query_task_details(now, app, &q))
+            }
+            _ => sim_error(http::StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("no resource at {path}")),
+        }
+    }
+
+    /// Moves the clock forward to `now` (never back) and returns the clock.
+    fn tick(&mut self, now: SystemTime) -> Ms {
+        self.clock = self.clock.max(to_ms(now));
+        self.clock
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// A new 24-digit hexadecimal id, distinct from every id issued before.
+    fn fresh_id(&mut self) -> String {
+        loop {
+            let id = self.ids.hex(24);
+            if self.issued_ids.insert(id.clone()) {
+                return id;
+            }
+        }
+    }
+
+    fn schedule_version(&mut self, event: VersionEvent) {
+        // Keep the list ordered by due time, creation order breaking ties, so changes apply in a fixed order.
+        let at = self.pending_versions.partition_point(|e| (e.at, e.seq) <= (event.at, event.seq));
+        self.pending_versions.insert(at, event);
+    }
+
+    fn apply_versions(&mut self, now: Ms) {
+        let due = self.pending_versions.partition_point(|e| e.at <= now);
+        for event in self.pending_versions.drain(..due) {
+            if let Some(d) = self.device_index.get(&event.device_id).and_then(|i| self.devices.get_mut(*i)) {
+                match event.file_type {
+                    FileType::SoftwarePackage => d.software_version = event.version,
+                    _ => d.firmware_version = event.version,
+                }
+            }
+        }
+    }
+
+    fn method_not_allowed(&self, method: &http::Method, path: &str) -> http::Response<Vec<u8>> {
+        let allowed: Vec<&str> = [http::Method::GET, http::Method::POST, http::Method::PUT, http::Method::DELETE]
+            .iter()
+            .filter(|m| self.router.route(m, path).is_ok())
+            .map(http::Method::as_str)
+            .collect();
+        let mut resp = sim_error(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            codes::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}; use {}", allowed.join(", ")),
+        );
+        if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+            resp.headers_mut().insert(ALLOW, v);
+        }
+        resp
+    }
+
+    fn app_index(&self, app_id: &str) -> Option<usize> {
+        self.apps.iter().position(|a| a.config.app_id.as_str() == app_id)
+    }
+
+    /// Counts a call against the app's rate limit; `Err` when the app is over it.
+    fn admit(&mut self, app: usize, now: Ms) -> Result<(), ApiError> {
+        let limit = self.rate_limit;
+        let Some(a) = self.apps.get_mut(app) else { return Ok(()) };
+        if a.admit(now, limit) {
+            return Ok(());
+        }
+        Err(ApiError::new(ErrorCode::Throttled, format!("app {} exceeded its call rate; retry later", a.config.app_id)))
+    }
+
+    /// Checks `app_key` and the bearer token (after the rate limit) and returns the caller's app.
+    fn authenticate<B>(&mut self, now: Ms, req: &http::Request<B>) -> Result<AppId, ApiError> {
+        let invalid =
+            || ApiError::new(ErrorCode::TokenInvalid, "the app_key or the access token is invalid or expired");
+        let app_key = req.headers().get(APP_KEY).and_then(|v| v.to_str().ok()).ok_or_else(invalid)?;
+        let app = self.app_index(app_key).ok_or_else(invalid)?;
+        self.admit(app, now)?;
+        let (_, token) = server::bearer_auth(req).ok_or_else(invalid)?;
+        let state = self.apps.get(app).ok_or_else(invalid)?;
+        if !state.access_ok(token.expose_secret(), now) {
+            return Err(invalid());
+        }
+        Ok(state.config.app_id.clone())
+    }
+
+    /// Serves an authenticated endpoint: credentials, then the request's stateless checks, then `f`.
+    fn authed<E: Endpoint, B: AsRef<[u8]>>(
+        &mut self,
+        now: Ms,
+        req: &http::Request<B>,
+        f: impl FnOnce(&mut Self, Ms, &AppId, E) -> Result<E::Response, ApiError>,
+    ) -> http::Response<Vec<u8>> {
+        let result = self.authenticate(now, req).and_then(|app| {
+            let ep = E::try_from_http_request(req)?;
+            f(self, now, &app, ep)
+        });
+        respond::<E>(result)
+    }
+
+    fn login<B: AsRef<[u8]>>(&mut self, now: Ms, req: &http::Request<B>) -> http::Response<Vec<u8>> {
+        let result = Login::try_from_http_request(req).and_then(|ep| {
+            let app = self.app_index(ep.body.app_id.as_str());
+            if let Some(app) = app {
+                self.admit(app, now)?;
+            }
+            if ep.body.secret.expose_secret().is_empty() {
+                return Err(ApiError::new(ErrorCode::RequiredParameterMissing, "secret is empty"));
+            }
+            let bad = || ApiError::new(ErrorCode::BadCredentials, "the appId or the secret is wrong");
+            let app = app.ok_or_else(bad)?;
+            let (life, refresh_life) = (self.token_lifetime, self.refresh_lifetime);
+            let Self { apps, ids, .. } = self;
+            let state = apps.get_mut(app).ok_or_else(bad)?;
+            if state.config.secret != ep.body.secret {
+                return Err(bad());
+            }
+            if state.config.frozen {
+                return Err(ApiError::new(ErrorCode::AppFrozen, format!("app {} is frozen", state.config.app_id)));
+            }
+            Ok(state.issue(ids, now, life, refresh_life))
+        });
+        respond::<Login>(result)
+    }
+
+    fn refresh<B: AsRef<[u8]>>(&mut self, now: Ms, req: &http::Request<B>) -> http::Response<Vec<u8>> {
+        let result = RefreshAccessToken::try_from_http_request(req).and_then(|ep| {
+            let body = ep.body;
+            let app = self.app_index(body.app_id.as_str());
+            if let Some(app) = app {
+                self.admit(app, now)?;
+            }
+            if body.secret.expose_secret().is_empty() || body.refresh_token.expose_secret().is_empty() {
+                return Err(ApiError::new(ErrorCode::RequiredParameterMissing, "secret or refreshToken is empty"));
+            }
+            let bad = || ApiError::new(ErrorCode::BadCredentials, "the appId or the secret is wrong");
+            let app = app.ok_or_else(bad)?;
+            let (life, refresh_life) = (self.token_lifetime, self.refresh_lifetime);
+            let Self { apps, ids, .. } = self;
+            let state = apps.get_mut(app).ok_or_else(bad)?;
+            if state.config.secret != body.secret {
+                return Err(bad());
+            }
+            if !state.refresh_ok(body.refresh_token.expose_secret(), now) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRefreshInput,
+                    "the refresh token is unknown, superseded or expired",
+                ));
+            }
+            Ok(state.issue(ids, now, life, refresh_life))
+        });
+        respond::<RefreshAccessToken>(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_cuts_pages_and_reports_the_total() {
+        let items: Vec<u32> = (0..25).collect();
+        assert_eq!(paginate(items.clone(), None, None, 10), (0, 10, 25, (0..10).collect()));
+        assert_eq!(paginate(items.clone(), Some(2), Some(10), 10), (2, 10, 25, (20..25).collect()));
+        assert_eq!(paginate(items.clone(), Some(3), Some(10), 10).3, Vec::<u32>::new());
+        assert_eq!(paginate(items, Some(u32::MAX), Some(100), 10).3, Vec::<u32>::new());
+    }
+
+    #[test]
+    fn the_clock_never_runs_backwards() {
+        let mut sim = Simulator::new(SimConfig::default().with_fleet_size(0));
+        let t = UNIX_EPOCH + Duration::from_secs(1000);
+        sim.advance_to(t);
+        sim.advance_to(UNIX_EPOCH + Duration::from_secs(10));
+        assert_eq!(sim.now(), t);
+    }
+
+    #[test]
+    fn duplicates_are_refused_by_the_adders() {
+        let mut sim = Simulator::new(SimConfig::default().with_fleet_size(3));
+        assert_eq!(sim.devices().len(), 3);
+        let d = sim.devices()[0].clone();
+        assert!(matches!(sim.add_device(d), Err(SimError::DuplicateDevice(_))));
+        let p = sim.packages()[0].clone();
+        assert!(matches!(sim.add_package(p), Err(SimError::DuplicatePackage(_))));
+        let Ok(id) = AppId::new(DEFAULT_APP_ID) else { unreachable!("valid id") };
+        assert!(matches!(sim.add_app(AppConfig::new(id, AppSecret::new("x"))), Err(SimError::DuplicateApp(_))));
+        let debug = format!("{sim:?}");
+        assert!(!debug.contains(DEFAULT_SECRET));
+    }
+}

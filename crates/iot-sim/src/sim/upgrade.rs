@@ -1,0 +1,555 @@
+//! Device upgrade tasks: checks against the fleet, one timeline per device fixed at creation, and the views the
+//! queries answer, computed from that timeline at the time of the query.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use iot_model::{
+    CategoryInfo, CreateUpgradeTask, CreateUpgradeTaskResponse, DeviceId, ExecuteType, FileId, FileType, Json,
+    OperateDevices, OperatePolicy, OperateType, OperationId, OperationInfo, OperationPage, OperationStaResult,
+    OperationStatus, SubOperationId, SubOperationInfo, SubOperationPage, SubOperationStatus,
+};
+use iot_proto::{ApiError, ErrorCode, Page, QuerySubOperations, QueryUpgradeTaskList, UPGRADE_PAGING, rules};
+
+use super::rng::SplitMix64;
+use super::{Ms, Simulator, VersionEvent, paginate, timestamp};
+
+/// Label of the streams upgrade timelines are drawn from.
+const UPGRADE_STREAM: u64 = 0x0F1A_0001;
+/// Longest delay before a device of a `now` or `custom` task is handed its subtask.
+const DISPATCH_MAX: Ms = 30_000;
+/// Latest moment, after creation, at which a device of a `device_online` task comes online.
+const ONLINE_MAX: Ms = 2 * 3_600_000;
+/// Shortest and longest package download.
+const DOWNLOAD: (Ms, Ms) = (20_000, 120_000);
+/// Shortest and longest installation.
+const INSTALL: (Ms, Ms) = (30_000, 180_000);
+/// How long a download may run before it is given up.
+const DOWNLOAD_TIMEOUT: Ms = 300_000;
+/// How long the platform waits for a device to report the result of an installation.
+const REPORT_TIMEOUT: Ms = 600_000;
+/// Pause before a failed device is retried.
+const RETRY_DELAY: Ms = 60_000;
+
+/// Why a device's upgrade failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    DownloadTimedOut,
+    ChecksumMismatch,
+    LowBattery,
+    InstallFailed,
+    NoReport,
+    WindowEnded,
+    NeverStarted,
+}
+
+/// The causes drawn at random; the window causes only come from a custom policy's end.
+const RANDOM_CAUSES: &[Cause] =
+    &[Cause::DownloadTimedOut, Cause::ChecksumMismatch, Cause::LowBattery, Cause::InstallFailed, Cause::NoReport];
+
+impl Cause {
+    fn text(self) -> &'static str {
+        match self {
+            Self::DownloadTimedOut => "download timed out",
+            Self::ChecksumMismatch => "device rejected the package: checksum mismatch",
+            Self::LowBattery => "device refused the upgrade: battery too low",
+            Self::InstallFailed => "installation failed: the device rolled back to the previous version",
+            Self::NoReport => "the device did not report the upgrade result in time",
+            Self::WindowEnded => "the upgrade window ended before the device finished",
+            Self::NeverStarted => "the upgrade window ended before the device could start",
+        }
+    }
+
+    /// Timeouts are counted in `staResult.timeout` (as a part of `fail`).
+    fn is_timeout(self) -> bool {
+        matches!(self, Self::DownloadTimedOut | Self::NoReport | Self::WindowEnded | Self::NeverStarted)
+    }
+}
+
+/// One try at upgrading one device.
+#[derive(Clone, Debug)]
+struct Attempt {
+    start: Ms,
+    downloaded: Option<Ms>,
+    end: Ms,
+    failure: Option<Cause>,
+}
+
+/// One device's part of a task, with its whole future fixed at creation.
+#[derive(Clone, Debug)]
+struct SubTask {
+    id: SubOperationId,
+    device_id: DeviceId,
+    source_version: String,
+    waiting_for: &'static str,
+    attempts: Vec<Attempt>,
+    /// When the subtask reaches its final state.
+    end: Ms,
+    /// `None` for success.
+    failure: Option<Cause>,
+}
+
+/// A subtask as seen at one moment.
+struct SubState {
+    status: SubOperationStatus,
+    started: Option<Ms>,
+    stopped: Option<Ms>,
+    detail: String,
+    downloaded: Option<Ms>,
+    upgraded: Option<Ms>,
+    timed_out: bool,
+}
+
+impl SubTask {
+    fn state(&self, now: Ms, target: &str) -> SubState {
+        let started = self.attempts.first().map(|a| a.start).filter(|s| *s <= now);
+        let downloaded = self.attempts.iter().rev().filter_map(|a| a.downloaded).find(|d| *d <= now);
+        if now >= self.end {
+            let (status, detail) = match self.failure {
+                None => (SubOperationStatus::Success, format!("upgraded to {target}")),
+                Some(cause) if self.attempts.len() > 1 => {
+                    (SubOperationStatus::Fail, format!("{} (after {} attempts)", cause.text(), self.attempts.len()))
+                }
+                Some(cause) => (SubOperationStatus::Fail, cause.text().to_owned()),
+            };
+            return SubState {
+                status,
+                started,
+                stopped: Some(self.end),
+                detail,
+                downloaded,
+                upgraded: self.failure.is_none().then_some(self.end),
+                timed_out: self.failure.is_some_and(Cause::is_timeout),
+            };
+        }
+        let current = self.attempts.iter().enumerate().rev().find(|(_, a)| a.start <= now);
+        let detail = match current {
+            None => self.waiting_for.to_owned(),
+            Some((k, a)) if now < a.end => {
+                let step = if a.downloaded.is_some_and(|d| now >= d) {
+                    "installing the package"
+                } else {
+                    "downloading the package"
+                };
+                if k == 0 { step.to_owned() } else { format!("{step} (attempt {})", k + 1) }
+            }
+            Some((_, a)) => format!("retrying after: {}", a.failure.map_or("an error", Cause::text)),
+        };
+        let status = if current.is_some() { SubOperationStatus::Processing } else { SubOperationStatus::Wait };
+        SubState { status, started, stopped: None, detail, downloaded, upgraded: None, timed_out: false }
+    }
+}
+
+/// Draws one device's attempts: outcomes, causes and durations from `rng`, cut short by a custom window's end.
+fn plan(
+    rng: &mut SplitMix64,
+    first_start: Ms,
+    max_attempts: u32,
+    failure_rate: f64,
+    window_end: Option<Ms>,
+) -> (Vec<Attempt>, Ms, Option<Cause>) {
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut t = first_start;
+    for _ in 0..max_attempts {
+        if window_end.is_some_and(|we| t >= we) {
+            break;
+        }
+        let download = rng.millis(DOWNLOAD.0, DOWNLOAD.1);
+        let install = rng.millis(INSTALL.0, INSTALL.1);
+        let failure = if rng.chance(failure_rate) { rng.pick(RANDOM_CAUSES).copied() } else { None };
+        let (downloaded, end) = match failure {
+            None | Some(Cause::InstallFailed) => (Some(t + download), t + download + install),
+            Some(Cause::DownloadTimedOut) => (None, t + DOWNLOAD_TIMEOUT),
+            Some(Cause::LowBattery) => (None, t + 2_000),
+            Some(Cause::ChecksumMismatch) => (Some(t + download), t + download + 1_000),
+            Some(_) => (Some(t + download), t + download + REPORT_TIMEOUT),
+        };
+        let mut attempt = Attempt { start: t, downloaded, end, failure };
+        if let Some(we) = window_end.filter(|we| attempt.end > *we) {
+            attempt.end = we;
+            attempt.downloaded = attempt.downloaded.filter(|d| *d <= we);
+            attempt.failure = Some(Cause::WindowEnded);
+            attempts.push(attempt);
+            break;
+        }
+        attempts.push(attempt);
+        if failure.is_none() {
+            break;
+        }
+        t = end + RETRY_DELAY;
+    }
+    match attempts.last() {
+        Some(last) => {
+            let (end, failure) = (last.end, last.failure);
+            (attempts, end, failure)
+        }
+        None => (attempts, window_end.unwrap_or(first_start), Some(Cause::NeverStarted)),
+    }
+}
+
+/// An upgrade task.
+#[derive(Clone, Debug)]
+pub(crate) struct UpgradeTask {
+    id: OperationId,
+    created: Ms,
+    start: Ms,
+    kind: OperateType,
+    file_id: FileId,
+    version: String,
+    device_type: String,
+    model: String,
+    manufacturer_name: String,
+    targets: OperateDevices,
+    policy: Option<OperatePolicy>,
+    subs: Vec<SubTask>,
+}
+
+impl UpgradeTask {
+    /// Status, counts and stop time at `now`, all computed from the subtasks.
+    fn summary(&self, now: Ms) -> (OperationStatus, OperationStaResult, Option<Ms>) {
+        let mut sta = OperationStaResult::new().with_total(self.subs.len() as u64);
+        let mut last_stop = None::<Ms>;
+        for sub in &self.subs {
+            let s = sub.state(now, &self.version);
+            match s.status {
+                SubOperationStatus::Wait => sta.wait += 1,
+                SubOperationStatus::Processing => sta.processing += 1,
+                SubOperationStatus::Success => sta.success += 1,
+                SubOperationStatus::Fail => sta.fail += 1,
+                _ => sta.stop += 1,
+            }
+            if s.timed_out {
+                sta.timeout += 1;
+            }
+            last_stop = last_stop.max(s.stopped);
+        }
+        let total = self.subs.len() as u64;
+        let status = if sta.wait == total {
+            OperationStatus::Wait
+        } else if sta.success == total {
+            OperationStatus::Success
+        } else if sta.success + sta.fail + sta.stop == total {
+            OperationStatus::Failed
+        } else {
+            OperationStatus::Processing
+        };
+        let stop = matches!(status, OperationStatus::Success | OperationStatus::Failed).then_some(last_stop).flatten();
+        (status, sta, stop)
+    }
+
+    fn info(&self, now: Ms) -> OperationInfo {
+        let (status, sta, stop) = self.summary(now);
+        let mut extend = BTreeMap::new();
+        extend.insert("fileId".to_owned(), Json::String(self.file_id.to_string()));
+        extend.insert("fileVersion".to_owned(), Json::String(self.version.clone()));
+        let mut info = OperationInfo::new(self.id.clone())
+            .with_operate_type(self.kind.clone())
+            .with_targets(self.targets.clone())
+            .with_status(status)
+            .with_sta_result(sta)
+            .with_extend_para(extend);
+        info.create_time = timestamp(self.created);
+        info.start_time = timestamp(self.start);
+        info.stop_time = stop.and_then(timestamp);
+        info.policy = self.policy.clone();
+        info
+    }
+
+    fn sub_info(&self, sub: &SubTask, now: Ms) -> SubOperationInfo {
+        let s = sub.state(now, &self.version);
+        let ts = |t: Option<Ms>| t.and_then(timestamp).map_or(Json::Null, |t| Json::String(t.to_string()));
+        let current = if s.upgraded.is_some() { &self.version } else { &sub.source_version };
+        let mut extend = BTreeMap::new();
+        extend.insert("sourceVersion".to_owned(), Json::String(sub.source_version.clone()));
+        extend.insert("targetVersion".to_owned(), Json::String(self.version.clone()));
+        extend.insert("curVersion".to_owned(), Json::String(current.clone()));
+        extend.insert("downloadTime".to_owned(), ts(s.downloaded));
+        extend.insert("upgradeTime".to_owned(), ts(s.upgraded));
+        let mut info = SubOperationInfo::new(sub.id.clone())
+            .with_operate_type(self.kind.clone())
+            .with_device_id(sub.device_id.clone())
+            .with_status(s.status)
+            .with_detail_info(s.detail)
+            .with_extend_info(extend);
+        info.create_time = timestamp(self.created);
+        info.start_time = s.started.and_then(timestamp);
+        info.stop_time = s.stopped.and_then(timestamp);
+        info
+    }
+
+    fn matches(&self, q: &QueryUpgradeTaskList, now: Ms) -> bool {
+        q.operation_type.as_ref().is_none_or(|t| *t == self.kind)
+            && q.device_type.as_ref().is_none_or(|t| *t == self.device_type)
+            && q.model.as_ref().is_none_or(|m| *m == self.model)
+            && q.manufacturer_name.as_ref().is_none_or(|m| *m == self.manufacturer_name)
+            && q.device_id.as_ref().is_none_or(|d| self.subs.iter().any(|s| s.device_id == *d))
+            && q.operation_status.as_ref().is_none_or(|st| *st == self.summary(now).0)
+    }
+}
+
+fn not_found(what: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::DeviceOrPackageNotFound, what)
+}
+
+fn mismatch(what: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::VersionMismatch, what)
+}
+
+impl Simulator {
+    /// Creates a software or firmware upgrade task after the checks that need the platform's state.
+    pub(super) fn create_upgrade(
+        &mut self,
+        now: Ms,
+        kind: OperateType,
+        body: CreateUpgradeTask,
+    ) -> Result<CreateUpgradeTaskResponse, ApiError> {
+        if let Some(policy) = &body.policy {
+            let now_ts = timestamp(now)
+                .ok_or_else(|| ApiError::new(ErrorCode::InternalError, "the simulated clock is out of range"))?;
+            rules::policy_starts_in_future(policy, now_ts)
+                .map_err(|e| ApiError::new(e.code.clone().unwrap_or(ErrorCode::StartInPast), e.to_string()))?;
+        }
+        let package = self
+            .packages
+            .iter()
+            .find(|p| p.file_id == body.file_id)
+            .ok_or_else(|| not_found(format!("version package {} does not exist", body.file_id)))?
+            .clone();
+        let wanted =
+            if kind == OperateType::FirmwareUpgrade { FileType::FirmwarePackage } else { FileType::SoftwarePackage };
+        if package.file_type.as_ref() != Some(&wanted) {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("package {} is not a {wanted}, as a {kind} task needs", body.file_id),
+            ));
+        }
+        let (p_type, p_model, p_maker) = package_kind(&package);
+        let devices = self.upgrade_targets(&body.targets, p_type, p_model, p_maker)?;
+
+        let seq = self.next_seq();
+        let id = self.fresh_id();
+        let id = OperationId::new(id).map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+        let policy = body.policy.clone();
+        let execute = policy.as_ref().and_then(|p| p.execute_type.clone()).unwrap_or(ExecuteType::Now);
+        let window = match (&execute, policy.as_ref().and_then(|p| p.start_time.zip(p.end_time))) {
+            (ExecuteType::Custom, Some((s, e))) => Some((s.unix_seconds() * 1000, e.unix_seconds() * 1000)),
+            _ => None,
+        };
+        let max_attempts = match &policy {
+            Some(p) if p.retry_type == Some(true) => 1 + p.retry_times.unwrap_or(0),
+            _ => 1,
+        };
+        let (start, waiting_for) = match (&execute, window) {
+            (ExecuteType::Custom, Some((s, _))) => (s, "waiting for the upgrade window"),
+            (ExecuteType::DeviceOnline, _) => (now, "waiting for the device to come online"),
+            _ => (now, "queued for delivery to the device"),
+        };
+        let mut subs = Vec::with_capacity(devices.len());
+        for (i, device) in devices.into_iter().enumerate() {
+            let mut rng = SplitMix64::derive(self.seed, &[UPGRADE_STREAM, seq, i as u64]);
+            let first_start = match execute {
+                ExecuteType::DeviceOnline => now + rng.millis(0, ONLINE_MAX),
+                _ => start + rng.millis(0, DISPATCH_MAX),
+            };
+            let (attempts, end, failure) =
+                plan(&mut rng, first_start, max_attempts, self.failure_rate, window.map(|(_, e)| e));
+            let sub_id = self.fresh_id();
+            let sub_id =
+                SubOperationId::new(sub_id).map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+            let source_version =
+                self.device(device.as_str()).map(|d| d.version_for(&wanted).to_owned()).unwrap_or_default();
+            if failure.is_none() {
+                self.schedule_version(VersionEvent {
+                    at: end,
+                    seq,
+                    device_id: device.clone(),
+                    file_type: wanted.clone(),
+                    version: package.version.clone().unwrap_or_default(),
+                });
+            }
+            subs.push(SubTask { id: sub_id, device_id: device, source_version, waiting_for, attempts, end, failure });
+        }
+        self.upgrades.push(UpgradeTask {
+            id: id.clone(),
+            created: now,
+            start,
+            kind,
+            file_id: package.file_id.clone(),
+            version: package.version.clone().unwrap_or_default(),
+            device_type: p_type.to_owned(),
+            model: p_model.to_owned(),
+            manufacturer_name: p_maker.to_owned(),
+            targets: body.targets,
+            policy,
+            subs,
+        });
+        Ok(CreateUpgradeTaskResponse::new(id))
+    }
+
+    /// Expands the targets to devices, in the order given (device lists) or fleet order (groups), without
+    /// duplicates; every device must exist and fit the package.
+    fn upgrade_targets(
+        &self,
+        targets: &OperateDevices,
+        p_type: &str,
+        p_model: &str,
+        p_maker: &str,
+    ) -> Result<Vec<DeviceId>, ApiError> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        if let Some(ids) = targets.devices.as_ref().filter(|d| !d.is_empty()) {
+            for id in ids {
+                let device =
+                    self.device(id.as_str()).ok_or_else(|| not_found(format!("device {id} does not exist")))?;
+                if !device.is_kind(p_type, p_model, p_maker) {
+                    return Err(mismatch(format!(
+                        "device {id} is a {} {} by {}, the package is for {p_type} {p_model} by {p_maker}",
+                        device.device_type, device.model, device.manufacturer_name
+                    )));
+                }
+                if seen.insert(id.clone()) {
+                    out.push(id.clone());
+                }
+            }
+            return Ok(out);
+        }
+        let groups = targets.device_groups.as_deref().unwrap_or_default();
+        let t_type = targets.device_type.as_deref().unwrap_or_default();
+        let t_model = targets.model.as_deref().unwrap_or_default();
+        let t_maker = targets.manufacturer_name.as_deref().unwrap_or_default();
+        if (t_type, t_model, t_maker) != (p_type, p_model, p_maker) {
+            return Err(mismatch(format!(
+                "the targets name {t_type} {t_model} by {t_maker}, the package is for {p_type} {p_model} by {p_maker}"
+            )));
+        }
+        for g in groups {
+            if !self.devices.iter().any(|d| d.groups.contains(g)) {
+                return Err(not_found(format!("device group {g} does not exist")));
+            }
+        }
+        for d in &self.devices {
+            if d.is_kind(t_type, t_model, t_maker)
+                && d.groups.iter().any(|g| groups.contains(g))
+                && seen.insert(d.device_id.clone())
+            {
+                out.push(d.device_id.clone());
+            }
+        }
+        if out.is_empty() {
+            return Err(not_found(format!(
+                "no {t_type} {t_model} by {t_maker} is in the groups {}",
+                groups.join(", ")
+            )));
+        }
+        Ok(out)
+    }
+
+    pub(super) fn query_upgrade(&self, now: Ms, id: &OperationId) -> Result<OperationInfo, ApiError> {
+        self.upgrade(id).map(|t| t.info(now))
+    }
+
+    pub(super) fn list_upgrades(&self, now: Ms, q: &QueryUpgradeTaskList) -> OperationPage {
+        let matching: Vec<&UpgradeTask> = self.upgrades.iter().filter(|t| t.matches(q, now)).collect();
+        let (page_no, page_size, total, items) =
+            paginate(matching, q.page_no, q.page_size, UPGRADE_PAGING.page_size_default);
+        OperationPage::from_items(page_no, page_size, total, items.into_iter().map(|t| t.info(now)).collect())
+    }
+
+    pub(super) fn list_sub_operations(&self, now: Ms, q: &QuerySubOperations) -> Result<SubOperationPage, ApiError> {
+        let task = self.upgrade(&q.operation_id)?;
+        let matching: Vec<&SubTask> = task
+            .subs
+            .iter()
+            .filter(|s| q.sub_operation_status.as_ref().is_none_or(|want| *want == s.state(now, &task.version).status))
+            .collect();
+        let (page_no, page_size, total, items) =
+            paginate(matching, q.page_no, q.page_size, UPGRADE_PAGING.page_size_default);
+        Ok(SubOperationPage::from_items(
+            page_no,
+            page_size,
+            total,
+            items.into_iter().map(|s| task.sub_info(s, now)).collect(),
+        ))
+    }
+
+    fn upgrade(&self, id: &OperationId) -> Result<&UpgradeTask, ApiError> {
+        self.upgrades
+            .iter()
+            .find(|t| t.id == *id)
+            .ok_or_else(|| ApiError::new(ErrorCode::TaskNotFound, format!("upgrade task {id} does not exist")))
+    }
+}
+
+fn package_kind(p: &CategoryInfo) -> (&str, &str, &str) {
+    (
+        p.device_type.as_deref().unwrap_or_default(),
+        p.model.as_deref().unwrap_or_default(),
+        p.manufacturer_name.as_deref().unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(attempts: Vec<Attempt>, end: Ms, failure: Option<Cause>) -> SubTask {
+        let Ok(id) = SubOperationId::new("s") else { unreachable!("valid id") };
+        let Ok(device_id) = DeviceId::new("d") else { unreachable!("valid id") };
+        SubTask { id, device_id, source_version: "V1".into(), waiting_for: "waiting", attempts, end, failure }
+    }
+
+    #[test]
+    fn a_successful_attempt_walks_wait_processing_success() {
+        let mut rng = SplitMix64::new(5);
+        let (attempts, end, failure) = plan(&mut rng, 1_000, 1, 0.0, None);
+        assert!(failure.is_none());
+        let s = sub(attempts.clone(), end, failure);
+        assert_eq!(s.state(999, "V2").status, SubOperationStatus::Wait);
+        assert_eq!(s.state(1_000, "V2").status, SubOperationStatus::Processing);
+        assert_eq!(s.state(1_000, "V2").detail, "downloading the package");
+        let downloaded = attempts[0].downloaded.unwrap_or(0);
+        assert_eq!(s.state(downloaded, "V2").detail, "installing the package");
+        assert_eq!(s.state(end - 1, "V2").status, SubOperationStatus::Processing);
+        let done = s.state(end, "V2");
+        assert_eq!(done.status, SubOperationStatus::Success);
+        assert_eq!(done.upgraded, Some(end));
+        assert_eq!(done.stopped, Some(end));
+        assert_eq!(done.started, Some(1_000));
+    }
+
+    #[test]
+    fn retries_repeat_failures_until_the_budget_is_spent() {
+        let mut rng = SplitMix64::new(5);
+        let (attempts, end, failure) = plan(&mut rng, 0, 4, 1.0, None);
+        assert_eq!(attempts.len(), 4);
+        assert!(failure.is_some());
+        for pair in attempts.windows(2) {
+            assert_eq!(pair[1].start, pair[0].end + RETRY_DELAY);
+        }
+        let s = sub(attempts.clone(), end, failure);
+        let between = attempts[0].end;
+        assert_eq!(s.state(between, "V2").status, SubOperationStatus::Processing);
+        assert!(s.state(between, "V2").detail.starts_with("retrying after: "));
+        let done = s.state(end, "V2");
+        assert_eq!(done.status, SubOperationStatus::Fail);
+        assert!(done.detail.ends_with("(after 4 attempts)"), "{}", done.detail);
+    }
+
+    #[test]
+    fn a_custom_window_cuts_work_short_with_a_timeout() {
+        let mut rng = SplitMix64::new(5);
+        // Nothing finishes within 10 seconds: the window's end turns the attempt into a timeout.
+        let (attempts, end, failure) = plan(&mut rng, 0, 1, 0.0, Some(10_000));
+        assert_eq!(end, 10_000);
+        assert_eq!(failure, Some(Cause::WindowEnded));
+        assert_eq!(attempts.len(), 1);
+        let s = sub(attempts, end, failure);
+        assert!(s.state(end, "V2").timed_out);
+        // A device that would start after the window never starts.
+        let (attempts, end, failure) = plan(&mut rng, 20_000, 3, 0.0, Some(10_000));
+        assert!(attempts.is_empty());
+        assert_eq!((end, failure), (10_000, Some(Cause::NeverStarted)));
+        let s = sub(attempts, end, failure);
+        assert_eq!(s.state(9_999, "V2").status, SubOperationStatus::Wait);
+        assert_eq!(s.state(10_000, "V2").status, SubOperationStatus::Fail);
+    }
+}
