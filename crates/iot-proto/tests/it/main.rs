@@ -1,0 +1,12 @@
+//! Integration tests of iot-proto's contract core, compiled as one test binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod golden;
+mod http_roundtrip;
+mod id_safety;
+mod json_roundtrip;
+mod redaction;
+mod snapshots;
+mod support;
+mod validation;
