@@ -3,3 +3,4 @@
 pub mod pki;
 pub mod server;
 pub mod sim;
+pub mod embedded;

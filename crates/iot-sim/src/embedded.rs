@@ -1,0 +1,201 @@
+//! The simulator in process: its pure core behind the thin server, on loopback, for tests and examples.
+//!
+//! The core never reads a clock; this wrapper does, once per request, and maps real elapsed time onto
+//! simulated time with a scale factor, so that an hour-long rollout can play in seconds.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use crate::pki::TestPki;
+use crate::server::{self, Handler, RunningServer, ServerConfig, ServerError, TlsMode};
+use crate::sim::{SimConfig, Simulator};
+
+/// Maps real time onto simulated time: `start + elapsed * scale`.
+#[derive(Clone, Copy, Debug)]
+pub struct SimClock {
+    real_start: Instant,
+    sim_start: SystemTime,
+    scale: f64,
+}
+
+impl SimClock {
+    /// A clock that starts at `sim_start` now and runs `scale` times faster than real time (1.0 = real time).
+    pub fn new(sim_start: SystemTime, scale: f64) -> Self {
+        let scale = if scale.is_finite() && scale > 0.0 { scale } else { 1.0 };
+        Self { real_start: Instant::now(), sim_start, scale }
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> SystemTime {
+        let elapsed = self.real_start.elapsed().as_secs_f64() * self.scale;
+        self.sim_start + Duration::try_from_secs_f64(elapsed).unwrap_or(Duration::MAX / 4)
+    }
+
+    /// How much simulated time passes per real second.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+}
+
+/// How the embedded simulator serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Plain HTTP.
+    #[default]
+    Http,
+    /// HTTPS with a certificate from a CA generated at start (see [`EmbeddedSim::pki`]).
+    Https,
+    /// HTTPS that also requires a client certificate from the generated CA (two-way TLS).
+    MutualTls,
+}
+
+/// Options of the embedded simulator.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EmbeddedOptions {
+    /// HTTP, HTTPS or two-way TLS.
+    pub transport: Transport,
+    /// Simulated seconds per real second (default 1).
+    pub time_scale: f64,
+    /// Simulated time at start (default: the real time now).
+    pub start: SystemTime,
+    /// Keep a copy of every request received, for wire-level assertions (default off).
+    pub record_requests: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self { transport: Transport::Http, time_scale: 1.0, start: SystemTime::now(), record_requests: false }
+    }
+}
+
+impl EmbeddedOptions {
+    /// Serves over this transport.
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Runs simulated time this many times faster than real time.
+    pub fn with_time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = scale;
+        self
+    }
+
+    /// Starts simulated time here.
+    pub fn with_start(mut self, start: SystemTime) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Records every request received.
+    pub fn with_recording(mut self) -> Self {
+        self.record_requests = true;
+        self
+    }
+}
+
+struct Shared {
+    sim: Mutex<Simulator>,
+    clock: SimClock,
+    recorded: Option<Mutex<Vec<http::Request<Bytes>>>>,
+}
+
+/// A running simulator on `127.0.0.1` with an OS-chosen port. Dropping it stops the server.
+pub struct EmbeddedSim {
+    server: RunningServer,
+    shared: Arc<Shared>,
+    pki: Option<TestPki>,
+}
+
+impl std::fmt::Debug for EmbeddedSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedSim").field("base_url", &self.server.base_url()).finish_non_exhaustive()
+    }
+}
+
+/// The handler that runs the simulator core for each request, at the clock's simulated time.
+pub fn handler(sim: Simulator, clock: SimClock) -> Handler {
+    let shared = Arc::new(Shared { sim: Mutex::new(sim), clock, recorded: None });
+    shared_handler(shared)
+}
+
+fn shared_handler(shared: Arc<Shared>) -> Handler {
+    Arc::new(move |req: http::Request<Bytes>| {
+        if let Some(log) = &shared.recorded {
+            log.lock().unwrap_or_else(PoisonError::into_inner).push(req.clone());
+        }
+        let now = shared.clock.now();
+        shared.sim.lock().unwrap_or_else(PoisonError::into_inner).handle(now, req)
+    })
+}
+
+impl EmbeddedSim {
+    /// Builds the simulator and serves it on `127.0.0.1:0`. Must run inside a tokio runtime.
+    pub async fn start(config: SimConfig, options: EmbeddedOptions) -> Result<Self, ServerError> {
+        let sim = Simulator::new(config);
+        let shared = Arc::new(Shared {
+            sim: Mutex::new(sim),
+            clock: SimClock::new(options.start, options.time_scale),
+            recorded: options.record_requests.then(|| Mutex::new(Vec::new())),
+        });
+        let (tls, pki) = match options.transport {
+            Transport::Http => (TlsMode::Plain, None),
+            Transport::Https | Transport::MutualTls => {
+                let pki = TestPki::generate()?;
+                let cert_chain_pem = pki.server().cert_chain_pem().to_owned();
+                let key_pem = pki.server().key_pem().to_owned();
+                let mode = if options.transport == Transport::Https {
+                    TlsMode::Tls { cert_chain_pem, key_pem }
+                } else {
+                    TlsMode::MutualTls { cert_chain_pem, key_pem, client_ca_pem: pki.ca_cert_pem().to_owned() }
+                };
+                (mode, Some(pki))
+            }
+        };
+        let server = server::start(ServerConfig::with_tls(tls), shared_handler(shared.clone())).await?;
+        Ok(Self { server, shared, pki })
+    }
+
+    /// Starts the default simulator (300 devices, one app) over plain HTTP at real-time speed.
+    pub async fn start_default() -> Result<Self, ServerError> {
+        Self::start(SimConfig::default(), EmbeddedOptions::default()).await
+    }
+
+    /// The base URL to give a client, such as `http://127.0.0.1:41234`.
+    pub fn base_url(&self) -> &str {
+        self.server.base_url()
+    }
+
+    /// The generated certificates, when serving HTTPS.
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.pki.as_ref()
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> SystemTime {
+        self.shared.clock.now()
+    }
+
+    /// Looks at (or changes) the simulator's state, for example to read the fleet.
+    pub fn with_sim<R>(&self, f: impl FnOnce(&mut Simulator) -> R) -> R {
+        let mut sim = self.shared.sim.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut sim)
+    }
+
+    /// Takes the requests recorded so far (empty unless recording was switched on).
+    pub fn take_recorded(&self) -> Vec<http::Request<Bytes>> {
+        match &self.shared.recorded {
+            Some(log) => std::mem::take(&mut *log.lock().unwrap_or_else(PoisonError::into_inner)),
+            None => Vec::new(),
+        }
+    }
+
+    /// Stops the server and waits for its tasks.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
