@@ -148,6 +148,14 @@ fn body_reachable(spec: &Spec) -> BTreeSet<String> {
     set
 }
 
+/// Whether a structure holds a secret anywhere inside it.
+fn carries_secrets(spec: &Spec, name: &str) -> bool {
+    let Some(s) = spec.struct_def(name) else { return false };
+    s.fields.iter().any(|f| {
+        Ty::parse(&f.ty).is_ok_and(|t| SECRETS.contains(&t.leaf()) || (t.leaf() != name && carries_secrets(spec, t.leaf())))
+    })
+}
+
 fn code_arg(f: &Field) -> String {
     match &f.code {
         Some(c) => format!("Some({c:?})"),
@@ -281,7 +289,7 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         "impl Endpoint for {name} {{\ntype Body = {body_ty};\ntype Response = {resp_ty};\n\
          const META: &'static EndpointMeta = &EndpointMeta {{\nid: EndpointId::{name},\nname: {name:?},\nfamily: {fam:?},\n\
          method: Method::{method},\npath: {path:?},\nauth: {auth},\nidempotent: {idem},\nbody: BodyKind::{body_kind},\n\
-         response: ResponseKind::{resp_kind},\npaging: {paging},\nrejection: {rej:?},\nerrors: &[{errors}],\nparams: &[{params}],\n}};\n",
+         response: ResponseKind::{resp_kind},\nsecret_response: {secret_response},\npaging: {paging},\nrejection: {rej:?},\nerrors: &[{errors}],\nparams: &[{params}],\n}};\n",
         name = ep.name,
         fam = ep.family,
         path = ep.path,
@@ -290,6 +298,7 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         resp_kind = if ep.response == "empty" { "Empty" } else { "Json" },
         paging = ep.paging.as_ref().map(|p| format!("Some({}_PAGING)", screaming(p))).unwrap_or_else(|| "None".into()),
         rej = ep.rejection,
+        secret_response = carries_secrets(spec, &ep.response),
         errors = errors.join(", "),
         params = params.join(", "),
     );

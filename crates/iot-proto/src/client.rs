@@ -114,7 +114,15 @@ pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(response: &http::Response<B>)
     }
     match E::META.response {
         ResponseKind::Empty => decode_json::<E::Response>(status, b"null"),
-        ResponseKind::Json => decode_json::<E::Response>(status, body),
+        ResponseKind::Json => decode_json::<E::Response>(status, body).map_err(|mut e| {
+            if E::META.secret_response {
+                if let Error::Decode(d) = &mut e {
+                    // The answer holds tokens: never quote it, not even in an error.
+                    d.body_excerpt = "[redacted: the answer carries tokens]".to_owned();
+                }
+            }
+            e
+        }),
     }
 }
 

@@ -105,6 +105,8 @@ pub struct EndpointMeta {
     pub body: BodyKind,
     /// What a success carries.
     pub response: ResponseKind,
+    /// Whether the answer carries secrets (tokens): then errors never quote its body.
+    pub secret_response: bool,
     /// Paging limits, for paged queries.
     pub paging: Option<PagingLimits>,
     /// The code the platform answers for a malformed request with no more specific code.
