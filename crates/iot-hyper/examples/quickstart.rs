@@ -72,7 +72,9 @@ async fn main() -> Result<(), BoxError> {
 
     // 4. Create the firmware upgrade task: start now, let the platform retry a failed device twice.
     let task = CreateUpgradeTask::new(package.file_id.clone(), OperateDevices::new().with_devices(devices.clone()))
-        .with_policy(OperatePolicy::new().with_execute_type(ExecuteType::Now).with_retry_type(true).with_retry_times(2));
+        .with_policy(
+            OperatePolicy::new().with_execute_type(ExecuteType::Now).with_retry_type(true).with_retry_times(2),
+        );
     let created = client.create_firmware_upgrade_task(&CreateFirmwareUpgradeTask::new(task)).await?;
     let operation_id = created.operation_id;
     println!("created upgrade task {operation_id}");
@@ -138,11 +140,8 @@ async fn main() -> Result<(), BoxError> {
     }
 
     // 8. A batch command to the same devices, then its details page by page.
-    let param = DeviceCmdParam::new(
-        DeviceCmdType::DeviceList,
-        Command::new("Maintenance".into(), "REBOOT".into()),
-    )
-    .with_device_list(devices.iter().take(60).cloned().collect());
+    let param = DeviceCmdParam::new(DeviceCmdType::DeviceList, Command::new("Maintenance".into(), "REBOOT".into()))
+        .with_device_list(devices.iter().take(60).cloned().collect());
     let param = match serde_json::to_value(&param)? {
         serde_json::Value::Object(map) => map,
         _ => return Err("a DeviceCmd param is a JSON object".into()),

@@ -104,14 +104,9 @@ mod tests {
         let a = AppSecret::new(sentinel);
         let t = AccessToken::new(sentinel);
         let r = RefreshToken::new(sentinel);
-        for shown in [
-            format!("{a:?}"),
-            format!("{a}"),
-            format!("{t:?}"),
-            format!("{t}"),
-            format!("{r:?}"),
-            format!("{r:#?}"),
-        ] {
+        for shown in
+            [format!("{a:?}"), format!("{a}"), format!("{t:?}"), format!("{t}"), format!("{r:?}"), format!("{r:#?}")]
+        {
             assert!(!shown.contains(sentinel), "{shown}");
             assert!(shown.contains("[redacted]"), "{shown}");
         }

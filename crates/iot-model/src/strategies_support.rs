@@ -7,19 +7,12 @@ use crate::{Json, JsonMap, Timestamp};
 
 /// Any string, ASCII or not, of up to 12 characters, including JSON-hostile ones.
 pub fn string() -> BoxedStrategy<String> {
-    prop_oneof![
-        "[a-zA-Z0-9 _.:/-]{0,12}",
-        "\\PC{0,6}",
-        Just("a&b=c?d#e%2F\"\\".to_owned()),
-    ]
-    .boxed()
+    prop_oneof!["[a-zA-Z0-9 _.:/-]{0,12}", "\\PC{0,6}", Just("a&b=c?d#e%2F\"\\".to_owned()),].boxed()
 }
 
 /// A valid timestamp between years 1970 and 2100.
 pub fn timestamp() -> BoxedStrategy<Timestamp> {
-    (0i64..4_102_444_800)
-        .prop_filter_map("in range", |s| Timestamp::from_unix_seconds(s).ok())
-        .boxed()
+    (0i64..4_102_444_800).prop_filter_map("in range", |s| Timestamp::from_unix_seconds(s).ok()).boxed()
 }
 
 /// A JSON value without floats (which would not round-trip exactly), nested at most twice.
@@ -33,8 +26,7 @@ pub fn json() -> BoxedStrategy<Json> {
     leaf.prop_recursive(2, 8, 3, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..3).prop_map(Json::Array),
-            proptest::collection::btree_map(string(), inner, 0..3)
-                .prop_map(|m| Json::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(string(), inner, 0..3).prop_map(|m| Json::Object(m.into_iter().collect())),
         ]
     })
     .boxed()
@@ -42,9 +34,7 @@ pub fn json() -> BoxedStrategy<Json> {
 
 /// A JSON object of small values.
 pub fn json_object() -> BoxedStrategy<JsonMap<String, Json>> {
-    proptest::collection::btree_map(string(), json(), 0..3)
-        .prop_map(|m| m.into_iter().collect())
-        .boxed()
+    proptest::collection::btree_map(string(), json(), 0..3).prop_map(|m| m.into_iter().collect()).boxed()
 }
 
 /// A valid identifier built with `make`, from any string that passes the identifier rules.

@@ -29,16 +29,12 @@ const LEN: usize = 16;
 impl Timestamp {
     /// Builds a timestamp from calendar fields, checking that the date and time exist.
     pub fn from_parts(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Result<Self, ModelError> {
-        let invalid = |_| ModelError::InvalidTimestamp {
-            reason: "no such date or time",
-        };
+        let invalid = |_| ModelError::InvalidTimestamp { reason: "no such date or time" };
         let month = Month::try_from(month).map_err(invalid)?;
         let date = Date::from_calendar_date(year, month, day).map_err(invalid)?;
         let time = Time::from_hms(hour, minute, second).map_err(invalid)?;
         if !(0..=9999).contains(&year) {
-            return Err(ModelError::InvalidTimestamp {
-                reason: "year outside 0000..=9999",
-            });
+            return Err(ModelError::InvalidTimestamp { reason: "year outside 0000..=9999" });
         }
         Ok(Self(PrimitiveDateTime::new(date, time)))
     }
@@ -47,18 +43,14 @@ impl Timestamp {
     pub fn parse(s: &str) -> Result<Self, ModelError> {
         let b = s.as_bytes();
         if b.len() != LEN || b[8] != b'T' || b[15] != b'Z' {
-            return Err(ModelError::InvalidTimestamp {
-                reason: "expected yyyyMMddTHHmmssZ",
-            });
+            return Err(ModelError::InvalidTimestamp { reason: "expected yyyyMMddTHHmmssZ" });
         }
         let num = |range: std::ops::Range<usize>| -> Result<u32, ModelError> {
             b[range].iter().try_fold(0u32, |acc, &c| {
                 if c.is_ascii_digit() {
                     Ok(acc * 10 + u32::from(c - b'0'))
                 } else {
-                    Err(ModelError::InvalidTimestamp {
-                        reason: "expected digits in yyyyMMddTHHmmssZ",
-                    })
+                    Err(ModelError::InvalidTimestamp { reason: "expected digits in yyyyMMddTHHmmssZ" })
                 }
             })
         };
@@ -79,26 +71,22 @@ impl Timestamp {
 
     /// Builds a timestamp from seconds since the Unix epoch (years 0000 to 9999).
     pub fn from_unix_seconds(secs: i64) -> Result<Self, ModelError> {
-        let odt = time::OffsetDateTime::from_unix_timestamp(secs).map_err(|_| ModelError::InvalidTimestamp {
-            reason: "outside the supported range",
-        })?;
+        let odt = time::OffsetDateTime::from_unix_timestamp(secs)
+            .map_err(|_| ModelError::InvalidTimestamp { reason: "outside the supported range" })?;
         let year = odt.year();
         if !(0..=9999).contains(&year) {
-            return Err(ModelError::InvalidTimestamp {
-                reason: "year outside 0000..=9999",
-            });
+            return Err(ModelError::InvalidTimestamp { reason: "year outside 0000..=9999" });
         }
         Ok(Self(PrimitiveDateTime::new(odt.date(), odt.time())))
     }
 
     /// Converts a system time, dropping the sub-second part; times before 1970 or after 9999 are an error.
     pub fn from_system_time(t: SystemTime) -> Result<Self, ModelError> {
-        let secs = t.duration_since(UNIX_EPOCH).map_err(|_| ModelError::InvalidTimestamp {
-            reason: "before the Unix epoch",
-        })?;
-        let secs = i64::try_from(secs.as_secs()).map_err(|_| ModelError::InvalidTimestamp {
-            reason: "outside the supported range",
-        })?;
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| ModelError::InvalidTimestamp { reason: "before the Unix epoch" })?;
+        let secs = i64::try_from(secs.as_secs())
+            .map_err(|_| ModelError::InvalidTimestamp { reason: "outside the supported range" })?;
         Self::from_unix_seconds(secs)
     }
 

@@ -1,7 +1,10 @@
 //! Cross-field rules of the contract that a field's own limits cannot express; called by generated glue.
 
 use iot_model::limits::CUSTOM_WINDOW_MIN_SECS;
-use iot_model::{BatchTaskRequest, BatchTaskType, DeviceCmdParam, DeviceCmdType, ExecuteType, OperateDevices, OperatePolicy, Timestamp};
+use iot_model::{
+    BatchTaskRequest, BatchTaskType, DeviceCmdParam, DeviceCmdType, ExecuteType, OperateDevices, OperatePolicy,
+    Timestamp,
+};
 
 use crate::validate::Validator;
 

@@ -56,7 +56,11 @@ impl Validator {
         let n = value.chars().count();
         if let Some(min) = min {
             if n < min {
-                let rule = if min == 1 { "must not be empty".to_owned() } else { format!("must be at least {min} characters") };
+                let rule = if min == 1 {
+                    "must not be empty".to_owned()
+                } else {
+                    format!("must be at least {min} characters")
+                };
                 self.fail(field, rule, code);
                 return;
             }
