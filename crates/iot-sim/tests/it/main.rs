@@ -1,0 +1,10 @@
+//! Integration tests of the simulator core, driven through iot-proto's client side; one test binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod batch;
+mod catalog;
+mod determinism;
+mod support;
+mod upgrade;
