@@ -314,8 +314,11 @@ impl Client {
                     match self.unauthenticated(&request).await {
                         Ok(token) => install(&mut session, token, true),
                         // The platform refused the refresh token (expired, or invalidated by another login):
-                        // fall back to a login on the next round.
-                        Err(Error::Platform(_)) => session.handle_refresh_failed(),
+                        // fall back to a login on the next round. Throttling and server failures are not a
+                        // verdict on the token, and a login would invalidate tokens other calls still use.
+                        Err(Error::Platform(api)) if !api.is_throttled() && !api.is_server_error() => {
+                            session.handle_refresh_failed()
+                        }
                         Err(e) => return Err(e),
                     }
                 }
