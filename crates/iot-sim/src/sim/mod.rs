@@ -76,8 +76,8 @@
 //! `staResult` is always counted from the subtasks: `total = wait + processing + success + fail + stop`, and
 //! `timeout` counts the failed subtasks whose cause is a timeout (a part of `fail`, not an extra state). The
 //! task is `wait` while every subtask waits, `success` when all succeeded, `failed` when all finished and some
-//! failed, `processing` otherwise; `stopTime` is set once it has finished. Lists keep creation order; a page
-//! past the end is empty.
+//! failed, `processing` otherwise; `stopTime` is set once it has finished. The API has no way to stop a task,
+//! so `stop` stays 0. Lists keep creation order; a page past the end is empty.
 //!
 //! # Batch tasks
 //!
@@ -373,8 +373,13 @@ fn millis(d: Duration) -> Ms {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The last millisecond of the year 9999, the end of the platform's time format.
+const MAX_MS: Ms = 253_402_300_799_999;
+
+/// A system time as simulated time, clamped to the range the platform's time format covers so that adding
+/// durations of days or years can never overflow.
 fn to_ms(t: SystemTime) -> Ms {
-    t.duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(millis).unwrap_or(0).min(MAX_MS)
 }
 
 /// A simulated time in the platform's format, when it is in range.
@@ -806,6 +811,19 @@ mod tests {
         sim.advance_to(t);
         sim.advance_to(UNIX_EPOCH + Duration::from_secs(10));
         assert_eq!(sim.now(), t);
+    }
+
+    #[test]
+    fn absurd_times_are_clamped_instead_of_overflowing() {
+        let mut sim = Simulator::new(SimConfig::default().with_fleet_size(2));
+        sim.advance_to(UNIX_EPOCH + Duration::from_secs(1 << 40));
+        assert_eq!(to_ms(sim.now()), MAX_MS);
+        assert!(timestamp(MAX_MS).is_some());
+        let login = http::Request::post("http://sim.invalid/iocm/app/sec/v1.1.0/login")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("appId={DEFAULT_APP_ID}&secret={DEFAULT_SECRET}"));
+        let Ok(login) = login else { unreachable!("a valid request") };
+        assert_eq!(sim.handle(UNIX_EPOCH + Duration::from_secs(1 << 40), login).status(), 200);
     }
 
     #[test]
