@@ -10,7 +10,8 @@ pub fn client(spec: &Spec) -> String {
     o.push_str(crate::HEADER);
     o.push_str("\nuse crate::{Client, Error};\n\nimpl Client {\n");
     for ep in spec.endpoints.iter().filter(|e| e.family != "auth") {
-        let resp = if ep.response == "empty" { "iot_proto::Empty".to_owned() } else { format!("iot_model::{}", ep.response) };
+        let resp =
+            if ep.response == "empty" { "iot_proto::Empty".to_owned() } else { format!("iot_model::{}", ep.response) };
         let _ = writeln!(
             o,
             "/// {}\n///\n/// `{} {}`; logs in or refreshes the token first when needed.\n\

@@ -45,7 +45,11 @@ pub fn model(spec: &Spec) -> String {
         let _ = writeln!(o, "pub const {}: u64 = {};", l.name, l.value);
     }
     o.push_str("}\n\n");
-    let _ = writeln!(o, "/// The port the platform usually serves the northbound API on.\npub const DEFAULT_PORT: u16 = {};\n", spec.api.default_port);
+    let _ = writeln!(
+        o,
+        "/// The port the platform usually serves the northbound API on.\npub const DEFAULT_PORT: u16 = {};\n",
+        spec.api.default_port
+    );
 
     for id in &spec.ids {
         o.push_str("crate::id_newtype!(\n");
@@ -62,7 +66,10 @@ pub fn model(spec: &Spec) -> String {
             let aliases = if v.aliases.is_empty() {
                 String::new()
             } else {
-                format!(" Also read from {}.", v.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
+                format!(
+                    " Also read from {}.",
+                    v.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                )
             };
             let _ = writeln!(o, "/// {} Wire value `{}`.{aliases}\n{},", v.doc, v.wire, v.variant);
         }
@@ -124,7 +131,8 @@ fn struct_def(o: &mut String, spec: &Spec, s: &StructDef) {
     }
     o.push_str("}\n\n");
     let _ = writeln!(o, "impl {} {{", s.name);
-    let args: Vec<String> = needs_args.iter().map(|f| format!("{}: {}", f.rust_name(), field_ty(f, "crate::"))).collect();
+    let args: Vec<String> =
+        needs_args.iter().map(|f| format!("{}: {}", f.rust_name(), field_ty(f, "crate::"))).collect();
     let _ = writeln!(
         o,
         "/// Builds a value from its required fields; the optional ones start empty.\npub fn new({}) -> Self {{\nSelf {{",
@@ -181,7 +189,8 @@ pub fn strategies(spec: &Spec) -> String {
     o.push_str("//!\n//! One strategy per structure, for property tests (feature `proptest`).\n\n");
     o.push_str("use proptest::prelude::*;\n\nuse crate::strategies_support as s;\n\n");
     for s in &spec.structs {
-        let _ = writeln!(o, "/// Any `{}`.\npub fn {}() -> BoxedStrategy<crate::{}> {{", s.name, snake(&s.name), s.name);
+        let _ =
+            writeln!(o, "/// Any `{}`.\npub fn {}() -> BoxedStrategy<crate::{}> {{", s.name, snake(&s.name), s.name);
         let chunks: Vec<&[Field]> = s.fields.chunks(8).collect();
         let mut tuple_parts = Vec::new();
         let mut pat_parts = Vec::new();
@@ -195,10 +204,7 @@ pub fn strategies(spec: &Spec) -> String {
                 })
                 .collect();
             tuple_parts.push(format!("({},)", exprs.join(", ")));
-            pat_parts.push(format!(
-                "({},)",
-                c.iter().map(|f| f.rust_name()).collect::<Vec<_>>().join(", ")
-            ));
+            pat_parts.push(format!("({},)", c.iter().map(|f| f.rust_name()).collect::<Vec<_>>().join(", ")));
         }
         let names: Vec<String> = s.fields.iter().map(|f| f.rust_name()).collect();
         let _ = writeln!(

@@ -13,7 +13,9 @@ pub fn proto(spec: &Spec) -> String {
     let mut o = String::new();
     o.push_str(crate::HEADER);
     o.push_str("\n#![allow(clippy::too_many_arguments)]\n\n");
-    o.push_str("use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, Method, ParamLocation, ParamMeta, ResponseKind};\n");
+    o.push_str(
+        "use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, Method, ParamLocation, ParamMeta, ResponseKind};\n",
+    );
     o.push_str("use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n");
 
     for p in &spec.paging {
@@ -72,7 +74,9 @@ pub fn proto(spec: &Spec) -> String {
     for ep in &spec.endpoints {
         let _ = writeln!(o, "/// {}\n{},", ep.doc, ep.name);
     }
-    o.push_str("}\n\nimpl EndpointId {\n/// Every endpoint, in spec order.\npub const ALL: &'static [EndpointId] = &[\n");
+    o.push_str(
+        "}\n\nimpl EndpointId {\n/// Every endpoint, in spec order.\npub const ALL: &'static [EndpointId] = &[\n",
+    );
     for ep in &spec.endpoints {
         let _ = writeln!(o, "EndpointId::{},", ep.name);
     }
@@ -152,7 +156,8 @@ fn body_reachable(spec: &Spec) -> BTreeSet<String> {
 fn carries_secrets(spec: &Spec, name: &str) -> bool {
     let Some(s) = spec.struct_def(name) else { return false };
     s.fields.iter().any(|f| {
-        Ty::parse(&f.ty).is_ok_and(|t| SECRETS.contains(&t.leaf()) || (t.leaf() != name && carries_secrets(spec, t.leaf())))
+        Ty::parse(&f.ty)
+            .is_ok_and(|t| SECRETS.contains(&t.leaf()) || (t.leaf() != name && carries_secrets(spec, t.leaf())))
     })
 }
 
@@ -177,14 +182,16 @@ fn field_checks(o: &mut String, spec: &Spec, f: &Field, owner: &str, reachable: 
     let code = code_arg(f);
     let json = &f.json;
     let mut body = String::new();
-    let str_of = |leaf: &str| -> &'static str {
-        if SECRETS.contains(&leaf) { "x.expose_secret()" } else { "x.as_str()" }
-    };
+    let str_of =
+        |leaf: &str| -> &'static str { if SECRETS.contains(&leaf) { "x.expose_secret()" } else { "x.as_str()" } };
     match &t {
         Ty::Named(n) => {
-            let is_str = matches!(kinds.get(n), Some(Kind::Id)) || ["String", "LooseString"].contains(&n.as_str()) || SECRETS.contains(&n.as_str());
+            let is_str = matches!(kinds.get(n), Some(Kind::Id))
+                || ["String", "LooseString"].contains(&n.as_str())
+                || SECRETS.contains(&n.as_str());
             if is_str && (f.max_len.is_some() || f.min_len.is_some()) {
-                let _ = writeln!(body, "v.len({json:?}, {}, {}, {}, {code});", str_of(n), opt(f.min_len), opt(f.max_len));
+                let _ =
+                    writeln!(body, "v.len({json:?}, {}, {}, {}, {code});", str_of(n), opt(f.min_len), opt(f.max_len));
             }
             if ["u32", "u64"].contains(&n.as_str()) && (f.min.is_some() || f.max.is_some()) {
                 let _ = writeln!(body, "v.range({json:?}, u64::from(*x), {}, {}, {code});", opt(f.min), opt(f.max));
@@ -230,18 +237,32 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     o.push_str("#[derive(Clone, Debug, PartialEq)]\n#[non_exhaustive]\n");
     let _ = writeln!(o, "pub struct {} {{", ep.name);
     for p in &ep.params {
-        let _ = writeln!(o, "/// {} ({} parameter `{}`)\npub {}: {},", p.doc, p.location.as_deref().unwrap_or(""), p.json, p.rust_name(), field_ty(p, P));
+        let _ = writeln!(
+            o,
+            "/// {} ({} parameter `{}`)\npub {}: {},",
+            p.doc,
+            p.location.as_deref().unwrap_or(""),
+            p.json,
+            p.rust_name(),
+            field_ty(p, P)
+        );
     }
     if let Some(b) = &ep.body {
         let _ = writeln!(o, "/// The request body.\npub body: {P}{},", b.ty);
     }
     o.push_str("}\n\n");
 
-    let mut args: Vec<String> = ep.params.iter().filter(|p| p.required).map(|p| format!("{}: {}", p.rust_name(), field_ty(p, P))).collect();
+    let mut args: Vec<String> =
+        ep.params.iter().filter(|p| p.required).map(|p| format!("{}: {}", p.rust_name(), field_ty(p, P))).collect();
     if let Some(b) = &ep.body {
         args.push(format!("body: {P}{}", b.ty));
     }
-    let _ = writeln!(o, "impl {} {{\n/// Builds the request from its required parts; optional parameters start unset.\npub fn new({}) -> Self {{\nSelf {{", ep.name, args.join(", "));
+    let _ = writeln!(
+        o,
+        "impl {} {{\n/// Builds the request from its required parts; optional parameters start unset.\npub fn new({}) -> Self {{\nSelf {{",
+        ep.name,
+        args.join(", ")
+    );
     for p in &ep.params {
         if p.required {
             let _ = writeln!(o, "{},", p.rust_name());
@@ -255,7 +276,12 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     o.push_str("}\n}\n");
     for p in ep.params.iter().filter(|p| !p.required) {
         let inner = Ty::parse(&p.ty).map(|t| rust_ty(&t, P)).unwrap_or_default();
-        let _ = writeln!(o, "/// Sets `{}`.\npub fn with_{}(mut self, value: {inner}) -> Self {{\nself.{1} = Some(value);\nself\n}}", p.json, p.rust_name());
+        let _ = writeln!(
+            o,
+            "/// Sets `{}`.\npub fn with_{}(mut self, value: {inner}) -> Self {{\nself.{1} = Some(value);\nself\n}}",
+            p.json,
+            p.rust_name()
+        );
     }
     o.push_str("}\n\n");
     if ep.params.iter().all(|p| !p.required) && ep.body.is_none() {

@@ -97,7 +97,8 @@ fn run(args: &[String]) -> Result<(), String> {
                 for o in &outputs {
                     let path = root.join(o.path);
                     if std::fs::read_to_string(&path).ok().as_deref() != Some(o.contents.as_str()) {
-                        std::fs::write(&path, &o.contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                        std::fs::write(&path, &o.contents)
+                            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                         println!("wrote {}", o.path);
                     }
                 }

@@ -462,12 +462,8 @@ impl Spec {
                 }
             }
             let placeholders = ep.placeholders();
-            let path_params: Vec<String> = ep
-                .params
-                .iter()
-                .filter(|p| p.location.as_deref() == Some("path"))
-                .map(|p| p.json.clone())
-                .collect();
+            let path_params: Vec<String> =
+                ep.params.iter().filter(|p| p.location.as_deref() == Some("path")).map(|p| p.json.clone()).collect();
             let a: BTreeSet<_> = placeholders.iter().collect();
             let b: BTreeSet<_> = path_params.iter().collect();
             if a != b || a.len() != placeholders.len() {

@@ -239,8 +239,9 @@ impl Client {
         let config = &self.inner.config;
         loop {
             let auth = lease.map(|l| BearerAuth { app_id: &config.app_id, token: &l.token });
-            let http_request =
-                request.try_into_http_request(&config.base_url, auth).map_err(|e| Outcome::Fail(Error::from_proto(e)))?;
+            let http_request = request
+                .try_into_http_request(&config.base_url, auth)
+                .map_err(|e| Outcome::Fail(Error::from_proto(e)))?;
             let (error, decision) = match self.inner.transport.send(http_request).await {
                 Ok(response) => match E::try_from_http_response(&response) {
                     Ok(answer) => {
