@@ -3,5 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client;
+mod e2e;
+mod sim_support;
 mod support;
 mod transport;
+mod wire;
