@@ -6,13 +6,21 @@ use crate::ModelError;
 /// characters, and at most `max_len` characters. Anything else is allowed, because it is percent-encoded
 /// wherever it travels.
 pub fn check_id(kind: &'static str, value: &str, max_len: usize) -> Result<(), ModelError> {
+    let bytes = value.as_bytes();
+    // Ids are decoded by the thousand per page, so the common ASCII case is checked on bytes, and characters
+    // are only counted when the byte length alone could exceed the limit.
+    let has_control = if bytes.is_ascii() {
+        bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+    } else {
+        value.chars().any(char::is_control)
+    };
     let reason = if value.is_empty() {
         "must not be empty"
     } else if value == "." || value == ".." {
         "must not be `.` or `..`"
-    } else if value.chars().any(char::is_control) {
+    } else if has_control {
         "must not contain control characters"
-    } else if value.chars().count() > max_len {
+    } else if bytes.len() > max_len && value.chars().count() > max_len {
         "is too long"
     } else {
         return Ok(());

@@ -119,6 +119,8 @@ pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(response: &http::Response<B>)
                 if let Error::Decode(d) = &mut e {
                     // The answer holds tokens: never quote it, not even in an error.
                     d.body_excerpt = "[redacted: the answer carries tokens]".to_owned();
+                    // serde quotes offending values (a token sent as a number, say): keep only the path.
+                    d.message = "[redacted: the answer carries tokens]".to_owned();
                 }
             }
             e
