@@ -101,6 +101,8 @@ impl EmbeddedOptions {
 struct Shared {
     sim: Mutex<Simulator>,
     clock: SimClock,
+    // Simulated time added by `EmbeddedSim::advance`, on top of the scaled clock.
+    skew: Mutex<Duration>,
     recorded: Option<Mutex<Vec<http::Request<Bytes>>>>,
 }
 
@@ -119,8 +121,14 @@ impl std::fmt::Debug for EmbeddedSim {
 
 /// The handler that runs the simulator core for each request, at the clock's simulated time.
 pub fn handler(sim: Simulator, clock: SimClock) -> Handler {
-    let shared = Arc::new(Shared { sim: Mutex::new(sim), clock, recorded: None });
+    let shared = Arc::new(Shared { sim: Mutex::new(sim), clock, skew: Mutex::new(Duration::ZERO), recorded: None });
     shared_handler(shared)
+}
+
+impl Shared {
+    fn now(&self) -> SystemTime {
+        self.clock.now() + *self.skew.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 fn shared_handler(shared: Arc<Shared>) -> Handler {
@@ -128,7 +136,7 @@ fn shared_handler(shared: Arc<Shared>) -> Handler {
         if let Some(log) = &shared.recorded {
             log.lock().unwrap_or_else(PoisonError::into_inner).push(req.clone());
         }
-        let now = shared.clock.now();
+        let now = shared.now();
         shared.sim.lock().unwrap_or_else(PoisonError::into_inner).handle(now, req)
     })
 }
@@ -140,6 +148,7 @@ impl EmbeddedSim {
         let shared = Arc::new(Shared {
             sim: Mutex::new(sim),
             clock: SimClock::new(options.start, options.time_scale),
+            skew: Mutex::new(Duration::ZERO),
             recorded: options.record_requests.then(|| Mutex::new(Vec::new())),
         });
         let (tls, pki) = match options.transport {
@@ -177,7 +186,13 @@ impl EmbeddedSim {
 
     /// The simulated time now.
     pub fn now(&self) -> SystemTime {
-        self.shared.clock.now()
+        self.shared.now()
+    }
+
+    /// Moves simulated time forward by `by` (for example past a token's lifetime), for every later request.
+    pub fn advance(&self, by: Duration) {
+        let mut skew = self.shared.skew.lock().unwrap_or_else(PoisonError::into_inner);
+        *skew = skew.saturating_add(by);
     }
 
     /// Looks at (or changes) the simulator's state, for example to read the fleet.
@@ -197,5 +212,31 @@ impl EmbeddedSim {
     /// Stops the server and waits for its tasks.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_scales_real_time() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let clock = SimClock::new(start, 1000.0);
+        std::thread::sleep(Duration::from_millis(20));
+        let elapsed = clock.now().duration_since(start).unwrap_or_default();
+        assert!(elapsed >= Duration::from_secs(20), "{elapsed:?}");
+        assert_eq!(SimClock::new(start, f64::NAN).scale(), 1.0);
+        assert_eq!(SimClock::new(start, -3.0).scale(), 1.0);
+    }
+
+    #[tokio::test]
+    async fn advance_moves_simulated_time_for_the_server() {
+        let sim = EmbeddedSim::start_default().await.unwrap();
+        let before = sim.now();
+        sim.advance(Duration::from_secs(7200));
+        let after = sim.now();
+        assert!(after.duration_since(before).unwrap_or_default() >= Duration::from_secs(7200));
+        sim.shutdown().await;
     }
 }
