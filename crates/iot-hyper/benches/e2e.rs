@@ -362,6 +362,9 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// The client runs on a current-thread runtime, so this is the whole client: connection tasks included, the
 /// server and other processes excluded. That makes it steadier than wall time on a shared machine.
 fn thread_cpu() -> Duration {
+    // The kernel brings a running thread's total up to date only at scheduler events and ticks (4 ms here),
+    // so without this yield a reading can lag by a whole tick; yielding is such an event.
+    std::thread::yield_now();
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let ns = text.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
     Duration::from_nanos(ns)
