@@ -7,11 +7,12 @@
 //! ```
 //!
 //! Without `--connect` it runs itself again with `--serve` as a child process: the child serves a simulator
-//! of 100 000 devices (rate limit off, simulated time 10 000 times real time, so that the task has ended
-//! before the walk starts) and prints its URL; closing its standard input stops it. With `--connect`
-//! it uses a simulator that is already running, such as
-//! `iot-sim --addr 127.0.0.1:0 --fleet-size 100000 --rate-limit 0 --time-scale 10000`, which is how to run
-//! the client alone under a heap profiler (`heaptrack`).
+//! of 100 000 devices (rate limit off, simulated time 10 000 times real time so that the task has ended
+//! before the walk starts, and access tokens valid for a simulated week, which is an hour of real time, as on
+//! the platform) and prints its URL; closing its standard input stops it. With `--connect` it uses a
+//! simulator that is already running, such as `iot-sim --addr 127.0.0.1:0 --fleet-size 100000 --rate-limit 0
+//! --time-scale 10000 --token-lifetime 604800`, which is how to run the client alone under a heap profiler
+//! (`heaptrack`).
 //!
 //! The client logs in, creates a `Broadcast` command task over the whole fleet, waits for it to finish, and
 //! takes its baseline: resident memory (`VmRSS`), after resetting the peak (`VmHWM`) through
@@ -43,6 +44,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const FLEET: usize = 100_000;
 /// Simulated seconds per real second in the child simulator.
 const TIME_SCALE: f64 = 10_000.0;
+/// Access token lifetime in the child simulator: a simulated week, so that at `TIME_SCALE` a token lasts
+/// about as long in real time as the platform's hour-long tokens do.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long to wait for the child simulator to print its URL.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often, and how many times, to poll the task before the walk.
@@ -107,7 +111,8 @@ fn mb(bytes: u64) -> f64 {
 fn serve() -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(async {
-        let config = SimConfig::default().with_fleet_size(FLEET).with_rate_limit(None);
+        let config =
+            SimConfig::default().with_fleet_size(FLEET).with_rate_limit(None).with_token_lifetime(TOKEN_LIFETIME);
         let sim = EmbeddedSim::start(config, EmbeddedOptions::default().with_time_scale(TIME_SCALE)).await?;
         println!("{}", sim.base_url());
         std::io::stdout().flush()?;
