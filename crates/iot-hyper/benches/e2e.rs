@@ -5,22 +5,24 @@
 //! Run with `cargo bench -p iot-hyper --bench e2e` (about half a minute). Settings, all optional:
 //! - `E2E_ROUNDS` (default 21): rounds per scenario; every round times each side once, in rotating order, so
 //!   that noise from the shared machine hits all sides alike. The figure to read is the median of the
-//!   per-round ratios.
+//!   per-round ratios, of wall time and of the client thread's CPU time.
 //! - `E2E_SEQ` (default 200) and `E2E_CONC` (default 480): calls per side per round, sequential and with 16
 //!   in flight.
 //! - `E2E_PIN=1`: pins the client thread to CPU 0 and the server thread to CPU 1 (with `taskset`).
 //! - `E2E_LOOP=<side>:<server>:<calls>` skips the timing and makes `<calls>` sequential calls after a
 //!   warm-up, for instruction counts under callgrind (`--separate-threads=yes`; the client is thread 1).
-//!   Sides: `sdk`, `bare`, `raw` (bare without decoding); servers: `fixed`, `live`. Subtracting a
+//!   Sides: `sdk`, `bare`, `raw` (bare without decoding); servers: `fixed`, `fixed1`, `live`. Subtracting a
 //!   zero-call run gives the cost of one call.
 //!
-//! Two servers, both on a one-thread tokio runtime of their own:
-//! - `fixed`: answers every call with bytes captured once from the simulator (login answers with a captured
-//!   token), so what is compared is the client, not the simulator.
+//! Three servers, all on a tokio runtime with one worker thread of its own:
+//! - `fixed`: answers every call with the bytes of a 100-item page captured once from the simulator (login
+//!   answers with a captured token), so what is compared is the client, not the simulator.
+//! - `fixed1`: the same with a 1-item page, which leaves the per-call machinery almost alone.
 //! - `live`: the simulator itself, which renders the page for every call (its cost is in both sides).
 //!
 //! The client side runs on a current-thread runtime on the main thread, so with 16 calls in flight the
-//! ratio is one of CPU cost per call, not of parallelism.
+//! ratio is one of CPU cost per call, not of parallelism. Figures and method: `docs/performance.md`, "End to
+//! end".
 
 // Bench set-up talks to a local simulator it just started; failing loudly on it is fine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
