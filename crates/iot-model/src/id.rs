@@ -9,11 +9,11 @@ pub fn check_id(kind: &'static str, value: &str, max_len: usize) -> Result<(), M
     let bytes = value.as_bytes();
     // Ids are decoded by the thousand per page, so the common ASCII case is checked on bytes, and characters
     // are only counted when the byte length alone could exceed the limit.
-    let has_control = if bytes.is_ascii() {
-        bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
-    } else {
-        value.chars().any(char::is_control)
-    };
+    // One branch-free pass flags non-ASCII bytes and ASCII control bytes together; only non-ASCII ids need
+    // the character-level check (which also catches the C1 controls).
+    let (non_ascii, ascii_control) =
+        bytes.iter().fold((false, false), |(n, c), &b| (n | (b >= 0x80), c | (b < 0x20) | (b == 0x7f)));
+    let has_control = if non_ascii { value.chars().any(char::is_control) } else { ascii_control };
     let reason = if value.is_empty() {
         "must not be empty"
     } else if value == "." || value == ".." {

@@ -14,6 +14,9 @@ pub const APP_KEY: &str = "app_key";
 /// may answer an error with 200. Larger bodies are pages, and skipping the probe keeps decoding at one pass.
 pub const ERROR_PROBE_LIMIT: usize = 4096;
 
+/// The key that marks a platform error object.
+const ERROR_KEY: &[u8] = b"error_code";
+
 /// The credentials of an authenticated call.
 #[derive(Clone, Copy, Debug)]
 pub struct BearerAuth<'a> {
@@ -107,7 +110,9 @@ pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(response: &http::Response<B>)
     if !status.is_success() {
         return Err(Error::Api(ApiError::from_body(status, body)));
     }
-    if body.len() <= ERROR_PROBE_LIMIT {
+    // Parse a short body a second time only if it can hold an error object at all. (A key spelled with JSON
+    // escapes would slip past this; the platform never writes one.)
+    if body.len() <= ERROR_PROBE_LIMIT && body.windows(ERROR_KEY.len()).any(|w| w == ERROR_KEY) {
         if let Some((code, description)) = crate::error::probe_error_body(body) {
             return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
         }
