@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{Field, Kind, SECRETS, Spec, StructDef, Ty, screaming, snake};
+use crate::spec::{Field, Kind, SECRETS, Spec, StructDef, Ty, snake};
 
 /// The Rust type of a spec type, with `p` as the path prefix of model types (`crate::` or `iot_model::`).
 pub fn rust_ty(t: &Ty, p: &str) -> String {
@@ -86,13 +86,12 @@ pub fn model(spec: &Spec) -> String {
     }
 
     for s in &spec.structs {
-        struct_def(&mut o, spec, s);
+        struct_def(&mut o, s);
     }
     o
 }
 
-fn struct_def(o: &mut String, spec: &Spec, s: &StructDef) {
-    let kinds = spec.kinds();
+fn struct_def(o: &mut String, s: &StructDef) {
     doc_lines(o, &s.doc, s.quirk.as_deref());
     let needs_args: Vec<&Field> = s.fields.iter().filter(|f| f.required && !f.default).collect();
     let derive_default = needs_args.is_empty();
@@ -160,7 +159,6 @@ fn struct_def(o: &mut String, spec: &Spec, s: &StructDef) {
         );
     }
     o.push_str("}\n\n");
-    let _ = kinds;
 }
 
 /// The strategy expression for a spec type.
@@ -216,6 +214,5 @@ pub fn strategies(spec: &Spec) -> String {
             names.join(", ")
         );
     }
-    let _ = screaming("x");
     o
 }

@@ -133,6 +133,7 @@ pub fn proto(spec: &Spec) -> String {
 }
 
 fn body_reachable(spec: &Spec) -> BTreeSet<String> {
+    let kinds = spec.kinds();
     let mut set = BTreeSet::new();
     let mut todo: Vec<String> = spec.endpoints.iter().filter_map(|e| e.body.as_ref().map(|b| b.ty.clone())).collect();
     while let Some(n) = todo.pop() {
@@ -142,7 +143,7 @@ fn body_reachable(spec: &Spec) -> BTreeSet<String> {
         if let Some(s) = spec.struct_def(&n) {
             for f in &s.fields {
                 if let Ok(t) = Ty::parse(&f.ty) {
-                    if spec.kinds().get(t.leaf()) == Some(&Kind::Struct) {
+                    if kinds.get(t.leaf()) == Some(&Kind::Struct) {
                         todo.push(t.leaf().to_owned());
                     }
                 }
@@ -386,7 +387,7 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     o.push_str(&checks);
     o.push_str("}\n}\n\n");
 
-    if let Some(_fam) = &ep.paging {
+    if ep.paging.is_some() {
         let _ = writeln!(
             o,
             "impl crate::endpoint::Paged for {} {{\nfn page_no(&self) -> Option<u32> {{ self.page_no }}\n\

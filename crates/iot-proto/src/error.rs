@@ -52,6 +52,21 @@ impl ErrorCode {
     }
 }
 
+/// How to handle an error answer: by its `error_code` in the generated catalog first (the platform reuses 403
+/// for throttling, bad tokens and permissions), by its HTTP status second. The one classification of answers;
+/// [`ApiError::class`] and the retry policy both read it.
+pub fn classify_answer(status: u16, error_code: Option<&str>) -> ErrorClass {
+    let known = error_code.map(str::trim).map(<ErrorCode as iot_model::WireEnum>::from_wire);
+    if let Some(info) = known.as_ref().and_then(ErrorCode::info) {
+        return info.class;
+    }
+    match status {
+        429 => ErrorClass::Throttled,
+        500 | 502 | 503 | 504 => ErrorClass::Server,
+        _ => ErrorClass::Permanent,
+    }
+}
+
 /// Longest part of an unexpected body kept in an error, in bytes.
 pub const EXCERPT_LIMIT: usize = 512;
 
@@ -100,14 +115,7 @@ impl ApiError {
 
     /// How to handle this error: by its code first, then by its status.
     pub fn class(&self) -> ErrorClass {
-        if let Some(class) = self.code.as_ref().and_then(ErrorCode::info).map(|i| i.class) {
-            return class;
-        }
-        match self.status.as_u16() {
-            429 => ErrorClass::Throttled,
-            500 | 502 | 503 | 504 => ErrorClass::Server,
-            _ => ErrorClass::Permanent,
-        }
+        classify_answer(self.status.as_u16(), self.code.as_ref().map(ErrorCode::as_str))
     }
 
     /// The call was refused because the application exceeded its call rate (`1010009`).

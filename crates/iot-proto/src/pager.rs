@@ -292,6 +292,24 @@ fn checked_page_size(limits: PagingLimits, page_size: u32) -> Result<u32, PagerE
     Ok(page_size)
 }
 
+/// The server side of paging: cuts page `page_no` (0 when absent) of `page_size` items (the family's default
+/// when absent) out of every matching item, and returns the page number, the page size, the total count and
+/// the page's items. A page past the end is empty. Page sizes beyond the limits are refused before this, by
+/// the endpoint's validation.
+pub fn slice_page<T>(
+    items: Vec<T>,
+    page_no: Option<u32>,
+    page_size: Option<u32>,
+    limits: PagingLimits,
+) -> (u32, u32, u64, Vec<T>) {
+    let page_no = page_no.unwrap_or(0);
+    let page_size = page_size.unwrap_or(limits.page_size_default).max(1);
+    let total = items.len() as u64;
+    let skip = u64::from(page_no) * u64::from(page_size);
+    let page = items.into_iter().skip(usize::try_from(skip).unwrap_or(usize::MAX)).take(page_size as usize).collect();
+    (page_no, page_size, total, page)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -621,5 +639,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn slice_page_cuts_pages_and_reports_the_total() {
+        let limits = PagingLimits::new(1, 100, 10);
+        let items: Vec<u32> = (0..25).collect();
+        assert_eq!(slice_page(items.clone(), None, None, limits), (0, 10, 25, (0..10).collect()));
+        assert_eq!(slice_page(items.clone(), Some(2), Some(10), limits), (2, 10, 25, (20..25).collect()));
+        assert_eq!(slice_page(items.clone(), Some(3), Some(10), limits).3, Vec::<u32>::new());
+        assert_eq!(slice_page(items, Some(u32::MAX), Some(100), limits).3, Vec::<u32>::new());
     }
 }

@@ -44,10 +44,7 @@
 
 use std::time::{Duration, SystemTime};
 
-/// The platform error code for "too many calls in the current minute".
-const THROTTLED_CODE: &str = "1010009";
-/// The platform error code for "app_key or access token invalid".
-const TOKEN_INVALID_CODE: &str = "1010005";
+use crate::error::{ErrorClass, classify_answer};
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
@@ -140,15 +137,13 @@ pub fn classify(signal: &Signal<'_>) -> FailureClass {
             TransportFailure::BodyTooLarge => FailureClass::Permanent,
         },
         Signal::Decode => FailureClass::Permanent,
-        Signal::Response { status, error_code, retry_after } => match error_code.map(str::trim) {
-            Some(THROTTLED_CODE) => FailureClass::Throttled,
-            Some(TOKEN_INVALID_CODE) => FailureClass::AuthExpired,
-            _ => match status {
-                429 => FailureClass::Throttled,
-                503 if retry_after.is_some() => FailureClass::Throttled,
-                500 | 502 | 503 | 504 => FailureClass::ServerTransient,
-                _ => FailureClass::Permanent,
-            },
+        Signal::Response { status, error_code, retry_after } => match classify_answer(status, error_code) {
+            ErrorClass::Throttled => FailureClass::Throttled,
+            ErrorClass::TokenInvalid => FailureClass::AuthExpired,
+            // A 503 that says when to come back is the server shedding load: treat it as throttling.
+            ErrorClass::Server if status == 503 && retry_after.is_some() => FailureClass::Throttled,
+            ErrorClass::Server => FailureClass::ServerTransient,
+            _ => FailureClass::Permanent,
         },
     }
 }

@@ -8,10 +8,11 @@ use iot_model::{
     CreateBatchTaskResponse, DeviceCmdParam, DeviceCmdType, DeviceId, Json, JsonMap, Tag, TaskDetail, TaskDetailPage,
     TaskDetailStatus, TaskId,
 };
+use iot_proto::pager::slice_page;
 use iot_proto::{ApiError, BATCH_PAGING, ErrorCode, Page, QueryBatchTask, QueryTaskDetails};
 
 use super::rng::SplitMix64;
-use super::{Ms, Simulator, codes, paginate, timestamp};
+use super::{Ms, Simulator, codes, timestamp};
 
 /// Label of the streams batch subtask futures are drawn from.
 const BATCH_STREAM: u64 = 0xBA7C_0001;
@@ -87,10 +88,8 @@ impl CmdSub {
 
 /// The platform's error body as a string, which TaskDetail carries in `error`.
 fn error_text(code: &str, desc: &str) -> String {
-    let mut body = JsonMap::new();
-    body.insert("error_code".to_owned(), Json::String(code.to_owned()));
-    body.insert("error_desc".to_owned(), Json::String(desc.to_owned()));
-    Json::Object(body).to_string()
+    let body = iot_model::ErrorBody::new().with_error_code(code.to_owned()).with_error_desc(desc.to_owned());
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 /// A batch task.
@@ -311,8 +310,7 @@ impl Simulator {
             .filter(|s| q.command_id.as_ref().is_none_or(|c| *c == s.command_id))
             .filter(|s| q.status.as_ref().is_none_or(|want| *want == s.status(now, task.deadline).0))
             .collect();
-        let (page_no, page_size, total, items) =
-            paginate(matching, q.page_no, q.page_size, BATCH_PAGING.page_size_default);
+        let (page_no, page_size, total, items) = slice_page(matching, q.page_no, q.page_size, BATCH_PAGING);
         Ok(TaskDetailPage::from_items(
             page_no,
             page_size,

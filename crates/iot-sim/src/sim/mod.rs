@@ -117,8 +117,9 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use http::header::{ALLOW, HeaderValue};
 use iot_model::{AppId, AppSecret, CategoryInfo, DeviceId, FileType, OperateType, Timestamp};
+use iot_proto::pager::slice_page;
 use iot_proto::server::{self, RouteError, Router};
 use iot_proto::{
     APP_KEY, ApiError, CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask, DeletePackage, Empty,
@@ -387,29 +388,11 @@ pub(crate) fn timestamp(ms: Ms) -> Option<Timestamp> {
     Timestamp::from_unix_seconds(ms.div_euclid(1000)).ok()
 }
 
-/// Cuts one page out of `items`: the page number (0 when absent), the page size (`default` when absent), the
-/// total count and the page's items. A page past the end is empty.
-pub(crate) fn paginate<T>(
-    items: Vec<T>,
-    page_no: Option<u32>,
-    page_size: Option<u32>,
-    default: u32,
-) -> (u32, u32, u64, Vec<T>) {
-    let page_no = page_no.unwrap_or(0);
-    let page_size = page_size.unwrap_or(default).max(1);
-    let total = items.len() as u64;
-    let skip = u64::from(page_no) * u64::from(page_size);
-    let page = items.into_iter().skip(usize::try_from(skip).unwrap_or(usize::MAX)).take(page_size as usize).collect();
-    (page_no, page_size, total, page)
-}
-
 /// An error answer with a code the platform does not document.
 fn sim_error(status: http::StatusCode, code: &str, desc: String) -> http::Response<Vec<u8>> {
-    let body = iot_model::ErrorBody::new().with_error_code(code.to_owned()).with_error_desc(desc);
-    let mut resp = http::Response::new(serde_json::to_vec(&body).unwrap_or_default());
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
+    let mut error = ApiError::new(<ErrorCode as iot_model::WireEnum>::from_wire(code), desc);
+    error.status = status;
+    server::error_response(&error)
 }
 
 /// The outcome of a call, turned into its answer.
@@ -582,8 +565,7 @@ impl Simulator {
                             && q.version.as_ref().is_none_or(|v| p.version.as_ref() == Some(v))
                     })
                     .collect();
-                let (page_no, page_size, total, items) =
-                    paginate(matching, q.page_no, q.page_size, UPGRADE_PAGING.page_size_default);
+                let (page_no, page_size, total, items) = slice_page(matching, q.page_no, q.page_size, UPGRADE_PAGING);
                 Ok(Page::from_items(page_no, page_size, total, items.into_iter().cloned().collect()))
             }),
             EndpointId::QueryPackage => self.authed(now, &req, |s, _, _, q: QueryPackage| {
@@ -796,15 +778,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paging_cuts_pages_and_reports_the_total() {
-        let items: Vec<u32> = (0..25).collect();
-        assert_eq!(paginate(items.clone(), None, None, 10), (0, 10, 25, (0..10).collect()));
-        assert_eq!(paginate(items.clone(), Some(2), Some(10), 10), (2, 10, 25, (20..25).collect()));
-        assert_eq!(paginate(items.clone(), Some(3), Some(10), 10).3, Vec::<u32>::new());
-        assert_eq!(paginate(items, Some(u32::MAX), Some(100), 10).3, Vec::<u32>::new());
-    }
-
-    #[test]
     fn the_clock_never_runs_backwards() {
         let mut sim = Simulator::new(SimConfig::default().with_fleet_size(0));
         let t = UNIX_EPOCH + Duration::from_secs(1000);
@@ -820,7 +793,7 @@ mod tests {
         assert_eq!(to_ms(sim.now()), MAX_MS);
         assert!(timestamp(MAX_MS).is_some());
         let login = http::Request::post("http://sim.invalid/iocm/app/sec/v1.1.0/login")
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(format!("appId={DEFAULT_APP_ID}&secret={DEFAULT_SECRET}"));
         let Ok(login) = login else { unreachable!("a valid request") };
         assert_eq!(sim.handle(UNIX_EPOCH + Duration::from_secs(1 << 40), login).status(), 200);

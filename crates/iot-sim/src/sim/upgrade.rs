@@ -8,10 +8,11 @@ use iot_model::{
     OperateDevices, OperatePolicy, OperateType, OperationId, OperationInfo, OperationPage, OperationStaResult,
     OperationStatus, SubOperationId, SubOperationInfo, SubOperationPage, SubOperationStatus,
 };
+use iot_proto::pager::slice_page;
 use iot_proto::{ApiError, ErrorCode, Page, QuerySubOperations, QueryUpgradeTaskList, UPGRADE_PAGING, rules};
 
 use super::rng::SplitMix64;
-use super::{Ms, Simulator, VersionEvent, paginate, timestamp};
+use super::{Ms, Simulator, VersionEvent, timestamp};
 
 /// Label of the streams upgrade timelines are drawn from.
 const UPGRADE_STREAM: u64 = 0x0F1A_0001;
@@ -449,8 +450,7 @@ impl Simulator {
 
     pub(super) fn list_upgrades(&self, now: Ms, q: &QueryUpgradeTaskList) -> OperationPage {
         let matching: Vec<&UpgradeTask> = self.upgrades.iter().filter(|t| t.matches(q, now)).collect();
-        let (page_no, page_size, total, items) =
-            paginate(matching, q.page_no, q.page_size, UPGRADE_PAGING.page_size_default);
+        let (page_no, page_size, total, items) = slice_page(matching, q.page_no, q.page_size, UPGRADE_PAGING);
         OperationPage::from_items(page_no, page_size, total, items.into_iter().map(|t| t.info(now)).collect())
     }
 
@@ -461,8 +461,7 @@ impl Simulator {
             .iter()
             .filter(|s| q.sub_operation_status.as_ref().is_none_or(|want| *want == s.state(now, &task.version).status))
             .collect();
-        let (page_no, page_size, total, items) =
-            paginate(matching, q.page_no, q.page_size, UPGRADE_PAGING.page_size_default);
+        let (page_no, page_size, total, items) = slice_page(matching, q.page_no, q.page_size, UPGRADE_PAGING);
         Ok(SubOperationPage::from_items(
             page_no,
             page_size,
