@@ -91,44 +91,97 @@ pub fn model(spec: &Spec) -> String {
     o
 }
 
+/// How a field is read: which tolerant reader of `iot_model::de` applies to its type (see that module for the
+/// rules). `optional` asks for the flavour that yields an `Option`, whatever the field's own `required`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Optional,
+    Defaulted,
+    Required,
+}
+
+fn presence(f: &Field) -> Presence {
+    match (f.required, f.default) {
+        (false, _) => Presence::Optional,
+        (true, true) => Presence::Defaulted,
+        (true, false) => Presence::Required,
+    }
+}
+
+/// The serde attributes that read a field of type `ty` with presence `p`.
+fn read_attrs(ty: &str, p: Presence) -> Vec<String> {
+    let family = match Ty::parse(ty) {
+        Ok(Ty::Named(n)) => match n.as_str() {
+            "String" | "LooseString" => Some("text"),
+            "u32" | "u64" | "i64" => Some("int"),
+            "bool" => Some("flag"),
+            "JsonObject" => Some("object"),
+            _ => None,
+        },
+        Ok(Ty::Map(_)) => Some("object"),
+        _ => None,
+    };
+    let with = |suffix: &str| format!("deserialize_with = \"crate::de::{}{suffix}\"", family.unwrap_or_default());
+    match (family, p) {
+        (Some(_), Presence::Optional) => vec!["default".into(), with("")],
+        (Some(_), Presence::Defaulted) => vec!["default".into(), with("_or_default")],
+        (Some(_), Presence::Required) => vec![with("_required")],
+        (None, Presence::Optional) => vec!["default".into()],
+        (None, Presence::Defaulted) => {
+            vec!["default".into(), "deserialize_with = \"crate::de::null_as_default\"".into()]
+        }
+        (None, Presence::Required) => vec![],
+    }
+}
+
+/// The serde attributes that write a field.
+fn write_attrs(f: &Field) -> Vec<String> {
+    let secret = SECRETS.contains(&f.ty.as_str());
+    let mut attrs = Vec::new();
+    if !f.required {
+        attrs.push("skip_serializing_if = \"Option::is_none\"".into());
+        if secret {
+            attrs.push("serialize_with = \"crate::secret::serialize_exposed_opt\"".into());
+        }
+    } else if secret {
+        attrs.push("serialize_with = \"crate::secret::serialize_exposed\"".into());
+    }
+    attrs
+}
+
 fn struct_def(o: &mut String, s: &StructDef) {
     doc_lines(o, &s.doc, s.quirk.as_deref());
     let needs_args: Vec<&Field> = s.fields.iter().filter(|f| f.required && !f.default).collect();
     let derive_default = needs_args.is_empty();
+    // A structure with alias spellings is read through a private mirror that gives every spelling its own
+    // slot, so an answer carrying two spellings of one member is read (canonical first) instead of refused.
+    let mirrored = s.fields.iter().any(|f| !f.aliases.is_empty());
     let _ = writeln!(
         o,
-        "#[derive(Clone, Debug, PartialEq{}, serde::Serialize, serde::Deserialize)]\n#[non_exhaustive]\npub struct {} {{",
+        "#[derive(Clone, Debug, PartialEq{}, serde::Serialize{})]\n#[non_exhaustive]\npub struct {} {{",
         if derive_default { ", Default" } else { "" },
+        if mirrored { "" } else { ", serde::Deserialize" },
         s.name
     );
     for f in &s.fields {
         doc_lines(o, &f.doc, f.quirk.as_deref());
         let mut attrs = vec![format!("rename = {:?}", f.json)];
-        for a in &f.aliases {
-            attrs.push(format!("alias = {a:?}"));
+        if !mirrored {
+            attrs.extend(read_attrs(&f.ty, presence(f)));
         }
-        let secret = SECRETS.contains(&f.ty.as_str());
-        if f.ty == "LooseString" {
-            attrs.push("deserialize_with = \"crate::de::string_or_number\"".into());
-        }
-        if !f.required {
-            attrs.push("default".into());
-            attrs.push("skip_serializing_if = \"Option::is_none\"".into());
-            if secret {
-                attrs.push("serialize_with = \"crate::secret::serialize_exposed_opt\"".into());
-            }
-        } else {
-            if f.default {
-                attrs.push("default".into());
-                attrs.push("deserialize_with = \"crate::de::null_as_default\"".into());
-            }
-            if secret {
-                attrs.push("serialize_with = \"crate::secret::serialize_exposed\"".into());
-            }
-        }
+        attrs.extend(write_attrs(f));
         let _ = writeln!(o, "#[serde({})]\npub {}: {},", attrs.join(", "), f.rust_name(), field_ty(f, "crate::"));
     }
+    if s.page.is_some() {
+        o.push_str(
+            "/// Items of this page that could not be read, with where and why; the readable ones are in the \
+             items member. Never on the wire.\n#[serde(skip)]\npub rejected: Vec<crate::RejectedItem>,\n",
+        );
+    }
     o.push_str("}\n\n");
+    if mirrored {
+        mirror(o, s);
+    }
     let _ = writeln!(o, "impl {} {{", s.name);
     let args: Vec<String> =
         needs_args.iter().map(|f| format!("{}: {}", f.rust_name(), field_ty(f, "crate::"))).collect();
@@ -146,6 +199,9 @@ fn struct_def(o: &mut String, s: &StructDef) {
             let _ = writeln!(o, "{}: None,", f.rust_name());
         }
     }
+    if s.page.is_some() {
+        o.push_str("rejected: Vec::new(),\n");
+    }
     o.push_str("}\n}\n");
     // Builder-style setters for optional fields keep construction of #[non_exhaustive] structs pleasant.
     for f in s.fields.iter().filter(|f| !f.required) {
@@ -159,6 +215,66 @@ fn struct_def(o: &mut String, s: &StructDef) {
         );
     }
     o.push_str("}\n\n");
+}
+
+/// The private mirror of a structure with alias spellings, and the `Deserialize` impl that reads through it.
+fn mirror(o: &mut String, s: &StructDef) {
+    let wire = format!("{}Wire", s.name);
+    let _ = writeln!(
+        o,
+        "/// Every spelling of every member of [`{0}`] in its own slot.\n#[derive(serde::Deserialize)]\nstruct {wire} {{",
+        s.name
+    );
+    for f in &s.fields {
+        let inner = Ty::parse(&f.ty).map(|t| rust_ty(&t, "crate::")).unwrap_or_default();
+        if f.aliases.is_empty() {
+            let mut attrs = vec![format!("rename = {:?}", f.json)];
+            attrs.extend(read_attrs(&f.ty, presence(f)));
+            let _ = writeln!(o, "#[serde({})]\n{}: {},", attrs.join(", "), f.rust_name(), field_ty(f, "crate::"));
+            continue;
+        }
+        for (i, json) in std::iter::once(&f.json).chain(&f.aliases).enumerate() {
+            let mut attrs = vec![format!("rename = {json:?}")];
+            attrs.extend(read_attrs(&f.ty, Presence::Optional));
+            let _ = writeln!(
+                o,
+                "#[serde({})]\n{}{}: Option<{inner}>,",
+                attrs.join(", "),
+                f.rust_name().trim_start_matches("r#"),
+                if i == 0 { String::new() } else { format!("_{i}") }
+            );
+        }
+    }
+    o.push_str("}\n\n");
+    let _ = writeln!(
+        o,
+        "impl<'de> serde::Deserialize<'de> for {0} {{\nfn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{\n\
+         let w = <{wire} as serde::Deserialize>::deserialize(d)?;\nOk(Self {{",
+        s.name
+    );
+    for f in &s.fields {
+        let name = f.rust_name();
+        if f.aliases.is_empty() {
+            let _ = writeln!(o, "{name}: w.{name},");
+            continue;
+        }
+        let bare = name.trim_start_matches("r#");
+        let alts: Vec<String> = (1..=f.aliases.len()).map(|i| format!("w.{bare}_{i}")).collect();
+        let pick = format!("crate::de::first_present(w.{bare}, [{}])", alts.join(", "));
+        let _ = match presence(f) {
+            Presence::Optional => writeln!(o, "{name}: {pick},"),
+            Presence::Defaulted => writeln!(o, "{name}: {pick}.unwrap_or_default(),"),
+            Presence::Required => writeln!(
+                o,
+                "{name}: {pick}.ok_or_else(|| <D::Error as serde::de::Error>::custom(crate::de::missing({:?})))?,",
+                f.json
+            ),
+        };
+    }
+    if s.page.is_some() {
+        o.push_str("rejected: Vec::new(),\n");
+    }
+    o.push_str("})\n}\n}\n\n");
 }
 
 /// The strategy expression for a spec type.
@@ -204,7 +320,10 @@ pub fn strategies(spec: &Spec) -> String {
             tuple_parts.push(format!("({},)", exprs.join(", ")));
             pat_parts.push(format!("({},)", c.iter().map(|f| f.rust_name()).collect::<Vec<_>>().join(", ")));
         }
-        let names: Vec<String> = s.fields.iter().map(|f| f.rust_name()).collect();
+        let mut names: Vec<String> = s.fields.iter().map(|f| f.rust_name()).collect();
+        if s.page.is_some() {
+            names.push("rejected: Vec::new()".into());
+        }
         let _ = writeln!(
             o,
             "({},).prop_map(|({},)| crate::{} {{ {} }}).boxed()\n}}\n",

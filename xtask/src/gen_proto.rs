@@ -103,12 +103,22 @@ pub fn proto(spec: &Spec) -> String {
             "impl crate::endpoint::Page for {P}{name} {{\ntype Item = {item_ty};\nconst LIMITS: PagingLimits = {fam}_PAGING;\n\
              fn items(&self) -> &[Self::Item] {{ &self.{f} }}\nfn into_items(self) -> Vec<Self::Item> {{ self.{f} }}\n\
              fn total_count(&self) -> Option<u64> {{ self.total_count }}\n\
+             fn page_no(&self) -> Option<u32> {{ self.page_no }}\n\
+             const ITEM_MEMBERS: &'static [&'static str] = &[{members}];\n\
+             fn rejected(&self) -> &[iot_model::RejectedItem] {{ &self.rejected }}\n\
+             fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {{\n\
+             self.{f} = items;\nself.rejected = rejected;\n}}\n\
              fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {{\n\
              let mut page = Self::new();\npage.page_no = Some(page_no);\npage.page_size = Some(page_size);\n\
              page.total_count = Some(total_count);\npage.{f} = items;\npage\n}}\n}}\n",
             name = s.name,
             fam = screaming(&page.family),
             f = items.rust_name(),
+            members = std::iter::once(&items.json)
+                .chain(&items.aliases)
+                .map(|m| format!("{m:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
     }
 
@@ -385,7 +395,15 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         o.push_str("let _ = v;\n");
     }
     o.push_str(&checks);
-    o.push_str("}\n}\n\n");
+    o.push_str("}\n");
+    if ep.paging.is_some() {
+        // A page with unreadable items keeps its readable ones.
+        o.push_str(
+            "\nfn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {\n\
+             crate::client::read_page::<Self::Response>(status, body)\n}\n",
+        );
+    }
+    o.push_str("}\n\n");
 
     if ep.paging.is_some() {
         let _ = writeln!(

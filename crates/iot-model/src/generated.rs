@@ -252,13 +252,18 @@ crate::wire_enum!(BatchSelect { Tag => "tag" [] });
 #[non_exhaustive]
 pub struct AuthToken {
     /// Scope granted to the tokens.
-    #[serde(rename = "scope", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "scope", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Token type as the platform spells it (`bearer` or `Bearer `); never used to build headers.
-    #[serde(rename = "tokenType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "tokenType",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub token_type: Option<String>,
     /// Seconds until the access token expires.
-    #[serde(rename = "expiresIn")]
+    #[serde(rename = "expiresIn", deserialize_with = "crate::de::int_required")]
     pub expires_in: u64,
     /// Token to present as `Authorization: Bearer`.
     #[serde(rename = "accessToken", serialize_with = "crate::secret::serialize_exposed")]
@@ -360,31 +365,56 @@ pub struct CategoryInfo {
     #[serde(rename = "fileId")]
     pub file_id: crate::FileId,
     /// Package name.
-    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "name", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Version the package installs.
-    #[serde(rename = "version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "version",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub version: Option<String>,
     /// Firmware or software.
     #[serde(rename = "fileType", default, skip_serializing_if = "Option::is_none")]
     pub file_type: Option<crate::FileType>,
     /// Device type the package is for.
-    #[serde(rename = "deviceType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "deviceType",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub device_type: Option<String>,
     /// Device model the package is for.
-    #[serde(rename = "model", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "model", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Manufacturer of the devices the package is for.
-    #[serde(rename = "manufacturerName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "manufacturerName",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub manufacturer_name: Option<String>,
     /// Protocol the devices speak (for example CoAP or LWM2M).
-    #[serde(rename = "protocolType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "protocolType",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub protocol_type: Option<String>,
     /// Free text about the package.
-    #[serde(rename = "description", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "description",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
     /// Build date of the package, free text as uploaded.
-    #[serde(rename = "date", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "date", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
     /// When the package was uploaded.
     #[serde(rename = "uploadTime", default, skip_serializing_if = "Option::is_none")]
@@ -461,31 +491,64 @@ impl CategoryInfo {
 }
 
 /// One page of version packages.
-#[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct CategoryPage {
     /// Index of this page, from 0.
-    #[serde(rename = "pageNo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pageNo", skip_serializing_if = "Option::is_none")]
     pub page_no: Option<u32>,
     /// Page size the query asked for.
-    #[serde(rename = "pageSize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pageSize", skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
     /// Number of packages matching the query.
     ///
     /// Tolerates contract quirk 5.4.
-    #[serde(rename = "totalCount", alias = "totalSize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "totalCount", skip_serializing_if = "Option::is_none")]
     pub total_count: Option<u64>,
     /// The packages on this page.
     ///
     /// Tolerates contract quirk 5.1.
-    #[serde(rename = "data", alias = "date", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "data")]
     pub data: Vec<crate::CategoryInfo>,
+    /// Items of this page that could not be read, with where and why; the readable ones are in the items member. Never on the wire.
+    #[serde(skip)]
+    pub rejected: Vec<crate::RejectedItem>,
+}
+
+/// Every spelling of every member of [`CategoryPage`] in its own slot.
+#[derive(serde::Deserialize)]
+struct CategoryPageWire {
+    #[serde(rename = "pageNo", default, deserialize_with = "crate::de::int")]
+    page_no: Option<u32>,
+    #[serde(rename = "pageSize", default, deserialize_with = "crate::de::int")]
+    page_size: Option<u32>,
+    #[serde(rename = "totalCount", default, deserialize_with = "crate::de::int")]
+    total_count: Option<u64>,
+    #[serde(rename = "totalSize", default, deserialize_with = "crate::de::int")]
+    total_count_1: Option<u64>,
+    #[serde(rename = "data", default)]
+    data: Option<Vec<crate::CategoryInfo>>,
+    #[serde(rename = "date", default)]
+    data_1: Option<Vec<crate::CategoryInfo>>,
+}
+
+impl<'de> serde::Deserialize<'de> for CategoryPage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = <CategoryPageWire as serde::Deserialize>::deserialize(d)?;
+        Ok(Self {
+            page_no: w.page_no,
+            page_size: w.page_size,
+            total_count: crate::de::first_present(w.total_count, [w.total_count_1]),
+            data: crate::de::first_present(w.data, [w.data_1]).unwrap_or_default(),
+            rejected: Vec::new(),
+        })
+    }
 }
 
 impl CategoryPage {
     /// Builds a value from its required fields; the optional ones start empty.
     pub fn new() -> Self {
-        Self { page_no: None, page_size: None, total_count: None, data: Default::default() }
+        Self { page_no: None, page_size: None, total_count: None, data: Default::default(), rejected: Vec::new() }
     }
     /// Sets `pageNo`.
     pub fn with_page_no(mut self, value: u32) -> Self {
@@ -512,13 +575,23 @@ pub struct OperateDevices {
     #[serde(rename = "deviceGroups", default, skip_serializing_if = "Option::is_none")]
     pub device_groups: Option<Vec<String>>,
     /// Device type of the targeted groups.
-    #[serde(rename = "deviceType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "deviceType",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub device_type: Option<String>,
     /// Device model of the targeted groups.
-    #[serde(rename = "model", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "model", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Manufacturer of the targeted groups.
-    #[serde(rename = "manufacturerName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "manufacturerName",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub manufacturer_name: Option<String>,
     /// Ids of the targeted devices.
     #[serde(rename = "devices", default, skip_serializing_if = "Option::is_none")]
@@ -571,10 +644,20 @@ pub struct OperatePolicy {
     #[serde(rename = "endTime", default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<crate::Timestamp>,
     /// Whether the platform retries a failed device; false when absent.
-    #[serde(rename = "retryType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "retryType",
+        default,
+        deserialize_with = "crate::de::flag",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_type: Option<bool>,
     /// How many times the platform retries a failed device; required when retryType is true.
-    #[serde(rename = "retryTimes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "retryTimes",
+        default,
+        deserialize_with = "crate::de::int",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_times: Option<u32>,
 }
 
@@ -662,25 +745,25 @@ pub struct OperationStaResult {
     /// Number of devices in the task; absent in some answers.
     ///
     /// Tolerates contract quirk 5.6.
-    #[serde(rename = "total", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "total", default, deserialize_with = "crate::de::int", skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
     /// Devices waiting.
-    #[serde(rename = "wait", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "wait", default, deserialize_with = "crate::de::int_or_default")]
     pub wait: u64,
     /// Devices upgrading.
-    #[serde(rename = "processing", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "processing", default, deserialize_with = "crate::de::int_or_default")]
     pub processing: u64,
     /// Devices upgraded.
-    #[serde(rename = "success", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "success", default, deserialize_with = "crate::de::int_or_default")]
     pub success: u64,
     /// Devices that failed.
-    #[serde(rename = "fail", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "fail", default, deserialize_with = "crate::de::int_or_default")]
     pub fail: u64,
     /// Devices stopped.
-    #[serde(rename = "stop", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "stop", default, deserialize_with = "crate::de::int_or_default")]
     pub stop: u64,
     /// Devices that failed by timing out.
-    #[serde(rename = "timeout", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "timeout", default, deserialize_with = "crate::de::int_or_default")]
     pub timeout: u64,
 }
 
@@ -740,7 +823,12 @@ pub struct OperationInfo {
     #[serde(rename = "staResult", default, skip_serializing_if = "Option::is_none")]
     pub sta_result: Option<crate::OperationStaResult>,
     /// Extra data that depends on the task type, such as `fileVersion`.
-    #[serde(rename = "extendPara", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "extendPara",
+        default,
+        deserialize_with = "crate::de::object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub extend_para: Option<std::collections::BTreeMap<String, crate::Json>>,
 }
 
@@ -808,31 +896,64 @@ impl OperationInfo {
 }
 
 /// One page of upgrade tasks.
-#[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct OperationPage {
     /// Index of this page, from 0.
-    #[serde(rename = "pageNo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pageNo", skip_serializing_if = "Option::is_none")]
     pub page_no: Option<u32>,
     /// Page size the query asked for.
-    #[serde(rename = "pageSize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pageSize", skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
     /// Number of tasks matching the query.
     ///
     /// Tolerates contract quirk 5.4.
-    #[serde(rename = "totalCount", alias = "totalSize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "totalCount", skip_serializing_if = "Option::is_none")]
     pub total_count: Option<u64>,
     /// The tasks on this page.
     ///
     /// Tolerates contract quirk 5.1.
-    #[serde(rename = "data", alias = "date", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "data")]
     pub data: Vec<crate::OperationInfo>,
+    /// Items of this page that could not be read, with where and why; the readable ones are in the items member. Never on the wire.
+    #[serde(skip)]
+    pub rejected: Vec<crate::RejectedItem>,
+}
+
+/// Every spelling of every member of [`OperationPage`] in its own slot.
+#[derive(serde::Deserialize)]
+struct OperationPageWire {
+    #[serde(rename = "pageNo", default, deserialize_with = "crate::de::int")]
+    page_no: Option<u32>,
+    #[serde(rename = "pageSize", default, deserialize_with = "crate::de::int")]
+    page_size: Option<u32>,
+    #[serde(rename = "totalCount", default, deserialize_with = "crate::de::int")]
+    total_count: Option<u64>,
+    #[serde(rename = "totalSize", default, deserialize_with = "crate::de::int")]
+    total_count_1: Option<u64>,
+    #[serde(rename = "data", default)]
+    data: Option<Vec<crate::OperationInfo>>,
+    #[serde(rename = "date", default)]
+    data_1: Option<Vec<crate::OperationInfo>>,
+}
+
+impl<'de> serde::Deserialize<'de> for OperationPage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = <OperationPageWire as serde::Deserialize>::deserialize(d)?;
+        Ok(Self {
+            page_no: w.page_no,
+            page_size: w.page_size,
+            total_count: crate::de::first_present(w.total_count, [w.total_count_1]),
+            data: crate::de::first_present(w.data, [w.data_1]).unwrap_or_default(),
+            rejected: Vec::new(),
+        })
+    }
 }
 
 impl OperationPage {
     /// Builds a value from its required fields; the optional ones start empty.
     pub fn new() -> Self {
-        Self { page_no: None, page_size: None, total_count: None, data: Default::default() }
+        Self { page_no: None, page_size: None, total_count: None, data: Default::default(), rejected: Vec::new() }
     }
     /// Sets `pageNo`.
     pub fn with_page_no(mut self, value: u32) -> Self {
@@ -852,38 +973,80 @@ impl OperationPage {
 }
 
 /// One device's subtask of an upgrade task.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct SubOperationInfo {
     /// Identifies the subtask.
     #[serde(rename = "subOperationId")]
     pub sub_operation_id: crate::SubOperationId,
     /// When the subtask was created.
-    #[serde(rename = "createTime", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "createTime", skip_serializing_if = "Option::is_none")]
     pub create_time: Option<crate::Timestamp>,
     /// When the subtask started.
-    #[serde(rename = "startTime", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "startTime", skip_serializing_if = "Option::is_none")]
     pub start_time: Option<crate::Timestamp>,
     /// When the subtask stopped; null while it runs.
-    #[serde(rename = "stopTime", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "stopTime", skip_serializing_if = "Option::is_none")]
     pub stop_time: Option<crate::Timestamp>,
     /// Firmware or software upgrade.
-    #[serde(rename = "operateType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "operateType", skip_serializing_if = "Option::is_none")]
     pub operate_type: Option<crate::OperateType>,
     /// The device being upgraded.
-    #[serde(rename = "deviceId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "deviceId", skip_serializing_if = "Option::is_none")]
     pub device_id: Option<crate::DeviceId>,
     /// State of the subtask.
-    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "status", skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::SubOperationStatus>,
     /// Details of the state; the failure cause when it failed.
-    #[serde(rename = "detailInfo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "detailInfo", skip_serializing_if = "Option::is_none")]
     pub detail_info: Option<String>,
     /// Extra data such as `sourceVersion`, `curVersion`, `targetVersion`, `downloadTime`, `upgradeTime`; members may be null.
     ///
     /// Tolerates contract quirk 5.3.
-    #[serde(rename = "extendInfo", alias = "extendPara", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "extendInfo", skip_serializing_if = "Option::is_none")]
     pub extend_info: Option<std::collections::BTreeMap<String, crate::Json>>,
+}
+
+/// Every spelling of every member of [`SubOperationInfo`] in its own slot.
+#[derive(serde::Deserialize)]
+struct SubOperationInfoWire {
+    #[serde(rename = "subOperationId")]
+    sub_operation_id: crate::SubOperationId,
+    #[serde(rename = "createTime", default)]
+    create_time: Option<crate::Timestamp>,
+    #[serde(rename = "startTime", default)]
+    start_time: Option<crate::Timestamp>,
+    #[serde(rename = "stopTime", default)]
+    stop_time: Option<crate::Timestamp>,
+    #[serde(rename = "operateType", default)]
+    operate_type: Option<crate::OperateType>,
+    #[serde(rename = "deviceId", default)]
+    device_id: Option<crate::DeviceId>,
+    #[serde(rename = "status", default)]
+    status: Option<crate::SubOperationStatus>,
+    #[serde(rename = "detailInfo", default, deserialize_with = "crate::de::text")]
+    detail_info: Option<String>,
+    #[serde(rename = "extendInfo", default, deserialize_with = "crate::de::object")]
+    extend_info: Option<std::collections::BTreeMap<String, crate::Json>>,
+    #[serde(rename = "extendPara", default, deserialize_with = "crate::de::object")]
+    extend_info_1: Option<std::collections::BTreeMap<String, crate::Json>>,
+}
+
+impl<'de> serde::Deserialize<'de> for SubOperationInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = <SubOperationInfoWire as serde::Deserialize>::deserialize(d)?;
+        Ok(Self {
+            sub_operation_id: w.sub_operation_id,
+            create_time: w.create_time,
+            start_time: w.start_time,
+            stop_time: w.stop_time,
+            operate_type: w.operate_type,
+            device_id: w.device_id,
+            status: w.status,
+            detail_info: w.detail_info,
+            extend_info: crate::de::first_present(w.extend_info, [w.extend_info_1]),
+        })
+    }
 }
 
 impl SubOperationInfo {
@@ -944,31 +1107,64 @@ impl SubOperationInfo {
 }
 
 /// One page of an upgrade task's subtasks.
-#[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct SubOperationPage {
     /// Index of this page, from 0.
-    #[serde(rename = "pageNo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pageNo", skip_serializing_if = "Option::is_none")]
     pub page_no: Option<u32>,
     /// Page size the query asked for.
-    #[serde(rename = "pageSize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pageSize", skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
     /// Number of subtasks matching the query.
     ///
     /// Tolerates contract quirk 5.4.
-    #[serde(rename = "totalCount", alias = "totalSize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "totalCount", skip_serializing_if = "Option::is_none")]
     pub total_count: Option<u64>,
     /// The subtasks on this page.
     ///
     /// Tolerates contract quirk 5.1.
-    #[serde(rename = "data", alias = "date", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "data")]
     pub data: Vec<crate::SubOperationInfo>,
+    /// Items of this page that could not be read, with where and why; the readable ones are in the items member. Never on the wire.
+    #[serde(skip)]
+    pub rejected: Vec<crate::RejectedItem>,
+}
+
+/// Every spelling of every member of [`SubOperationPage`] in its own slot.
+#[derive(serde::Deserialize)]
+struct SubOperationPageWire {
+    #[serde(rename = "pageNo", default, deserialize_with = "crate::de::int")]
+    page_no: Option<u32>,
+    #[serde(rename = "pageSize", default, deserialize_with = "crate::de::int")]
+    page_size: Option<u32>,
+    #[serde(rename = "totalCount", default, deserialize_with = "crate::de::int")]
+    total_count: Option<u64>,
+    #[serde(rename = "totalSize", default, deserialize_with = "crate::de::int")]
+    total_count_1: Option<u64>,
+    #[serde(rename = "data", default)]
+    data: Option<Vec<crate::SubOperationInfo>>,
+    #[serde(rename = "date", default)]
+    data_1: Option<Vec<crate::SubOperationInfo>>,
+}
+
+impl<'de> serde::Deserialize<'de> for SubOperationPage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = <SubOperationPageWire as serde::Deserialize>::deserialize(d)?;
+        Ok(Self {
+            page_no: w.page_no,
+            page_size: w.page_size,
+            total_count: crate::de::first_present(w.total_count, [w.total_count_1]),
+            data: crate::de::first_present(w.data, [w.data_1]).unwrap_or_default(),
+            rejected: Vec::new(),
+        })
+    }
 }
 
 impl SubOperationPage {
     /// Builds a value from its required fields; the optional ones start empty.
     pub fn new() -> Self {
-        Self { page_no: None, page_size: None, total_count: None, data: Default::default() }
+        Self { page_no: None, page_size: None, total_count: None, data: Default::default(), rejected: Vec::new() }
     }
     /// Sets `pageNo`.
     pub fn with_page_no(mut self, value: u32) -> Self {
@@ -992,10 +1188,10 @@ impl SubOperationPage {
 #[non_exhaustive]
 pub struct Tag {
     /// Name of the tag.
-    #[serde(rename = "tagName")]
+    #[serde(rename = "tagName", deserialize_with = "crate::de::text_required")]
     pub tag_name: String,
     /// Value of the tag.
-    #[serde(rename = "tagValue")]
+    #[serde(rename = "tagValue", deserialize_with = "crate::de::text_required")]
     pub tag_value: String,
 }
 
@@ -1011,13 +1207,18 @@ impl Tag {
 #[non_exhaustive]
 pub struct Command {
     /// Service of the device's profile that handles the command.
-    #[serde(rename = "serviceId")]
+    #[serde(rename = "serviceId", deserialize_with = "crate::de::text_required")]
     pub service_id: String,
     /// Command name within that service.
-    #[serde(rename = "method")]
+    #[serde(rename = "method", deserialize_with = "crate::de::text_required")]
     pub method: String,
     /// Command parameters, as the profile defines them.
-    #[serde(rename = "paras", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "paras",
+        default,
+        deserialize_with = "crate::de::object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub paras: Option<crate::JsonMap<String, crate::Json>>,
 }
 
@@ -1044,16 +1245,31 @@ pub struct DeviceCmdParam {
     #[serde(rename = "deviceList", default, skip_serializing_if = "Option::is_none")]
     pub device_list: Option<Vec<crate::DeviceId>>,
     /// Device type to command; required for `DeviceType`.
-    #[serde(rename = "deviceType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "deviceType",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub device_type: Option<String>,
     /// Narrows `DeviceType` to one manufacturer.
-    #[serde(rename = "manufacturerId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "manufacturerId",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub manufacturer_id: Option<String>,
     /// Narrows `DeviceType` to one model.
-    #[serde(rename = "model", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "model", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Location to command; required for `DeviceArea`.
-    #[serde(rename = "deviceLocation", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "deviceLocation",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub device_location: Option<String>,
     /// Groups to command; required for `GroupList` and `GroupIdList`.
     #[serde(rename = "groupList", default, skip_serializing_if = "Option::is_none")]
@@ -1062,13 +1278,28 @@ pub struct DeviceCmdParam {
     #[serde(rename = "command")]
     pub command: crate::Command,
     /// Where the platform pushes each command's result.
-    #[serde(rename = "callbackUrl", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "callbackUrl",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub callback_url: Option<String>,
     /// How many times the platform resends an unanswered command.
-    #[serde(rename = "maxRetransmit", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "maxRetransmit",
+        default,
+        deserialize_with = "crate::de::int",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_retransmit: Option<u32>,
     /// Tag narrowing the groups of a group task.
-    #[serde(rename = "groupTag", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "groupTag",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub group_tag: Option<String>,
 }
 
@@ -1144,16 +1375,16 @@ pub struct BatchTaskRequest {
     #[serde(rename = "appId")]
     pub app_id: crate::AppId,
     /// Minutes the task may run before its unfinished subtasks time out.
-    #[serde(rename = "timeout")]
+    #[serde(rename = "timeout", deserialize_with = "crate::de::int_required")]
     pub timeout: u32,
     /// Name of the task.
-    #[serde(rename = "taskName")]
+    #[serde(rename = "taskName", deserialize_with = "crate::de::text_required")]
     pub task_name: String,
     /// Kind of the task.
     #[serde(rename = "taskType")]
     pub task_type: crate::BatchTaskType,
     /// Task parameters; a DeviceCmdParam for DeviceCmd tasks.
-    #[serde(rename = "param")]
+    #[serde(rename = "param", deserialize_with = "crate::de::object_required")]
     pub param: crate::JsonMap<String, crate::Json>,
     /// Tags to attach to the task.
     #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
@@ -1181,14 +1412,33 @@ impl BatchTaskRequest {
 /// Answer to a batch task creation.
 ///
 /// Tolerates contract quirk 5.5.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct CreateBatchTaskResponse {
     /// Identifies the new task.
     ///
     /// Tolerates contract quirk 5.5.
-    #[serde(rename = "taskID", alias = "taskId")]
+    #[serde(rename = "taskID")]
     pub task_id: crate::TaskId,
+}
+
+/// Every spelling of every member of [`CreateBatchTaskResponse`] in its own slot.
+#[derive(serde::Deserialize)]
+struct CreateBatchTaskResponseWire {
+    #[serde(rename = "taskID", default)]
+    task_id: Option<crate::TaskId>,
+    #[serde(rename = "taskId", default)]
+    task_id_1: Option<crate::TaskId>,
+}
+
+impl<'de> serde::Deserialize<'de> for CreateBatchTaskResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = <CreateBatchTaskResponseWire as serde::Deserialize>::deserialize(d)?;
+        Ok(Self {
+            task_id: crate::de::first_present(w.task_id, [w.task_id_1])
+                .ok_or_else(|| <D::Error as serde::de::Error>::custom(crate::de::missing("taskID")))?,
+        })
+    }
 }
 
 impl CreateBatchTaskResponse {
@@ -1199,68 +1449,141 @@ impl CreateBatchTaskResponse {
 }
 
 /// A batch task and its progress.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct BatchTaskInfo {
     /// The application that owns the task.
-    #[serde(rename = "appId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "appId", skip_serializing_if = "Option::is_none")]
     pub app_id: Option<crate::AppId>,
     /// Identifies the task.
     ///
     /// Tolerates contract quirk 5.5.
-    #[serde(rename = "taskId", alias = "taskID")]
+    #[serde(rename = "taskId")]
     pub task_id: crate::TaskId,
     /// Name of the task.
-    #[serde(rename = "taskName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "taskName", skip_serializing_if = "Option::is_none")]
     pub task_name: Option<String>,
     /// Who created the task.
-    #[serde(rename = "operator", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "operator", skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
     /// Where the task was created (portal or API).
-    #[serde(rename = "taskFrom", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "taskFrom", skip_serializing_if = "Option::is_none")]
     pub task_from: Option<String>,
     /// Kind of the task.
-    #[serde(rename = "taskType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "taskType", skip_serializing_if = "Option::is_none")]
     pub task_type: Option<crate::BatchTaskType>,
     /// State of the task.
-    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "status", skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::BatchTaskStatus>,
     /// When the task started.
-    #[serde(rename = "startTime", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "startTime", skip_serializing_if = "Option::is_none")]
     pub start_time: Option<crate::Timestamp>,
     /// The task's timeout.
-    #[serde(rename = "timeout", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "timeout", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
     /// Progress in per mille (0 to 1000).
-    #[serde(rename = "progress", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "progress", skip_serializing_if = "Option::is_none")]
     pub progress: Option<u32>,
     /// Number of subtasks.
-    #[serde(rename = "totalCnt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "totalCnt", skip_serializing_if = "Option::is_none")]
     pub total_cnt: Option<u64>,
     /// Subtasks that succeeded.
-    #[serde(rename = "successCnt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "successCnt", skip_serializing_if = "Option::is_none")]
     pub success_cnt: Option<u64>,
     /// Subtasks that failed.
-    #[serde(rename = "failCnt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "failCnt", skip_serializing_if = "Option::is_none")]
     pub fail_cnt: Option<u64>,
     /// Subtasks that timed out.
-    #[serde(rename = "timeoutCnt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "timeoutCnt", skip_serializing_if = "Option::is_none")]
     pub timeout_cnt: Option<u64>,
     /// Subtasks that expired before they were sent.
-    #[serde(rename = "expiredCnt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "expiredCnt", skip_serializing_if = "Option::is_none")]
     pub expired_cnt: Option<u64>,
     /// Subtasks in a final state (success + fail + timeout).
-    #[serde(rename = "completeCnt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "completeCnt", skip_serializing_if = "Option::is_none")]
     pub complete_cnt: Option<u64>,
     /// Share of subtasks that succeeded, in per mille.
-    #[serde(rename = "successRate", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "successRate", skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<u32>,
     /// The task's parameters as created.
-    #[serde(rename = "param", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "param", skip_serializing_if = "Option::is_none")]
     pub param: Option<crate::JsonMap<String, crate::Json>>,
     /// The task's tags (returned when asked with `select=tag`).
-    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "tags", skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<crate::Tag>>,
+}
+
+/// Every spelling of every member of [`BatchTaskInfo`] in its own slot.
+#[derive(serde::Deserialize)]
+struct BatchTaskInfoWire {
+    #[serde(rename = "appId", default)]
+    app_id: Option<crate::AppId>,
+    #[serde(rename = "taskId", default)]
+    task_id: Option<crate::TaskId>,
+    #[serde(rename = "taskID", default)]
+    task_id_1: Option<crate::TaskId>,
+    #[serde(rename = "taskName", default, deserialize_with = "crate::de::text")]
+    task_name: Option<String>,
+    #[serde(rename = "operator", default, deserialize_with = "crate::de::text")]
+    operator: Option<String>,
+    #[serde(rename = "taskFrom", default, deserialize_with = "crate::de::text")]
+    task_from: Option<String>,
+    #[serde(rename = "taskType", default)]
+    task_type: Option<crate::BatchTaskType>,
+    #[serde(rename = "status", default)]
+    status: Option<crate::BatchTaskStatus>,
+    #[serde(rename = "startTime", default)]
+    start_time: Option<crate::Timestamp>,
+    #[serde(rename = "timeout", default, deserialize_with = "crate::de::int")]
+    timeout: Option<u32>,
+    #[serde(rename = "progress", default, deserialize_with = "crate::de::int")]
+    progress: Option<u32>,
+    #[serde(rename = "totalCnt", default, deserialize_with = "crate::de::int")]
+    total_cnt: Option<u64>,
+    #[serde(rename = "successCnt", default, deserialize_with = "crate::de::int")]
+    success_cnt: Option<u64>,
+    #[serde(rename = "failCnt", default, deserialize_with = "crate::de::int")]
+    fail_cnt: Option<u64>,
+    #[serde(rename = "timeoutCnt", default, deserialize_with = "crate::de::int")]
+    timeout_cnt: Option<u64>,
+    #[serde(rename = "expiredCnt", default, deserialize_with = "crate::de::int")]
+    expired_cnt: Option<u64>,
+    #[serde(rename = "completeCnt", default, deserialize_with = "crate::de::int")]
+    complete_cnt: Option<u64>,
+    #[serde(rename = "successRate", default, deserialize_with = "crate::de::int")]
+    success_rate: Option<u32>,
+    #[serde(rename = "param", default, deserialize_with = "crate::de::object")]
+    param: Option<crate::JsonMap<String, crate::Json>>,
+    #[serde(rename = "tags", default)]
+    tags: Option<Vec<crate::Tag>>,
+}
+
+impl<'de> serde::Deserialize<'de> for BatchTaskInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = <BatchTaskInfoWire as serde::Deserialize>::deserialize(d)?;
+        Ok(Self {
+            app_id: w.app_id,
+            task_id: crate::de::first_present(w.task_id, [w.task_id_1])
+                .ok_or_else(|| <D::Error as serde::de::Error>::custom(crate::de::missing("taskId")))?,
+            task_name: w.task_name,
+            operator: w.operator,
+            task_from: w.task_from,
+            task_type: w.task_type,
+            status: w.status,
+            start_time: w.start_time,
+            timeout: w.timeout,
+            progress: w.progress,
+            total_cnt: w.total_cnt,
+            success_cnt: w.success_cnt,
+            fail_cnt: w.fail_cnt,
+            timeout_cnt: w.timeout_cnt,
+            expired_cnt: w.expired_cnt,
+            complete_cnt: w.complete_cnt,
+            success_rate: w.success_rate,
+            param: w.param,
+            tags: w.tags,
+        })
+    }
 }
 
 impl BatchTaskInfo {
@@ -1388,13 +1711,18 @@ pub struct TaskDetail {
     #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::TaskDetailStatus>,
     /// What the device answered to the command.
-    #[serde(rename = "output", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "output", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     /// Why it failed: a string holding an escaped JSON error body.
-    #[serde(rename = "error", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "error", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The subtask's parameters: `deviceId` and `commandId` for commands, `index` and `nodeId` for registrations.
-    #[serde(rename = "param", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "param",
+        default,
+        deserialize_with = "crate::de::object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub param: Option<crate::JsonMap<String, crate::Json>>,
 }
 
@@ -1426,29 +1754,66 @@ impl TaskDetail {
 }
 
 /// One page of a batch task's subtasks.
-#[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct TaskDetailPage {
     /// Index of this page, from 0.
-    #[serde(rename = "pageNo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pageNo", skip_serializing_if = "Option::is_none")]
     pub page_no: Option<u32>,
     /// Page size the query asked for.
-    #[serde(rename = "pageSize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pageSize", skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
     /// Number of subtasks matching the query.
     ///
     /// Tolerates contract quirk 5.4.
-    #[serde(rename = "totalCount", alias = "totalSize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "totalCount", skip_serializing_if = "Option::is_none")]
     pub total_count: Option<u64>,
     /// The subtasks on this page.
-    #[serde(rename = "taskDetails", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "taskDetails")]
     pub task_details: Vec<crate::TaskDetail>,
+    /// Items of this page that could not be read, with where and why; the readable ones are in the items member. Never on the wire.
+    #[serde(skip)]
+    pub rejected: Vec<crate::RejectedItem>,
+}
+
+/// Every spelling of every member of [`TaskDetailPage`] in its own slot.
+#[derive(serde::Deserialize)]
+struct TaskDetailPageWire {
+    #[serde(rename = "pageNo", default, deserialize_with = "crate::de::int")]
+    page_no: Option<u32>,
+    #[serde(rename = "pageSize", default, deserialize_with = "crate::de::int")]
+    page_size: Option<u32>,
+    #[serde(rename = "totalCount", default, deserialize_with = "crate::de::int")]
+    total_count: Option<u64>,
+    #[serde(rename = "totalSize", default, deserialize_with = "crate::de::int")]
+    total_count_1: Option<u64>,
+    #[serde(rename = "taskDetails", default, deserialize_with = "crate::de::null_as_default")]
+    task_details: Vec<crate::TaskDetail>,
+}
+
+impl<'de> serde::Deserialize<'de> for TaskDetailPage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = <TaskDetailPageWire as serde::Deserialize>::deserialize(d)?;
+        Ok(Self {
+            page_no: w.page_no,
+            page_size: w.page_size,
+            total_count: crate::de::first_present(w.total_count, [w.total_count_1]),
+            task_details: w.task_details,
+            rejected: Vec::new(),
+        })
+    }
 }
 
 impl TaskDetailPage {
     /// Builds a value from its required fields; the optional ones start empty.
     pub fn new() -> Self {
-        Self { page_no: None, page_size: None, total_count: None, task_details: Default::default() }
+        Self {
+            page_no: None,
+            page_size: None,
+            total_count: None,
+            task_details: Default::default(),
+            rejected: Vec::new(),
+        }
     }
     /// Sets `pageNo`.
     pub fn with_page_no(mut self, value: u32) -> Self {
@@ -1474,13 +1839,18 @@ pub struct ErrorBody {
     /// The platform's error code (sometimes sent as a number).
     #[serde(
         rename = "error_code",
-        deserialize_with = "crate::de::string_or_number",
         default,
+        deserialize_with = "crate::de::text",
         skip_serializing_if = "Option::is_none"
     )]
     pub error_code: Option<String>,
     /// Human-readable description.
-    #[serde(rename = "error_desc", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "error_desc",
+        default,
+        deserialize_with = "crate::de::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error_desc: Option<String>,
 }
 

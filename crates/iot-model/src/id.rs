@@ -116,8 +116,15 @@ macro_rules! id_newtype {
                     fn visit_string<E: ::serde::de::Error>(self, v: String) -> Result<$name, E> {
                         $name::new(v).map_err(E::custom)
                     }
+                    // An id sent as a bare integer has one meaning: its decimal digits.
+                    fn visit_u64<E: ::serde::de::Error>(self, v: u64) -> Result<$name, E> {
+                        $name::new(v.to_string()).map_err(E::custom)
+                    }
+                    fn visit_i64<E: ::serde::de::Error>(self, v: i64) -> Result<$name, E> {
+                        $name::new(v.to_string()).map_err(E::custom)
+                    }
                 }
-                d.deserialize_string(V)
+                d.deserialize_any(V)
             }
         }
     };

@@ -22,6 +22,7 @@ use std::fmt;
 
 pub mod de;
 pub mod id;
+mod rejected;
 pub mod secret;
 mod timestamp;
 pub mod wire_enum;
@@ -34,6 +35,7 @@ pub mod strategies;
 pub mod strategies_support;
 
 pub use generated::*;
+pub use rejected::RejectedItem;
 pub use secret::{AccessToken, AppSecret, RefreshToken};
 pub use timestamp::Timestamp;
 pub use wire_enum::{UnknownValue, WireEnum};

@@ -95,6 +95,7 @@ pub fn category_page() -> BoxedStrategy<crate::CategoryPage> {
             page_size,
             total_count,
             data,
+            rejected: Vec::new(),
         })
         .boxed()
 }
@@ -225,6 +226,7 @@ pub fn operation_page() -> BoxedStrategy<crate::OperationPage> {
             page_size,
             total_count,
             data,
+            rejected: Vec::new(),
         })
         .boxed()
 }
@@ -276,6 +278,7 @@ pub fn sub_operation_page() -> BoxedStrategy<crate::SubOperationPage> {
             page_size,
             total_count,
             data,
+            rejected: Vec::new(),
         })
         .boxed()
 }
@@ -442,6 +445,7 @@ pub fn task_detail_page() -> BoxedStrategy<crate::TaskDetailPage> {
             page_size,
             total_count,
             task_details,
+            rejected: Vec::new(),
         })
         .boxed()
 }

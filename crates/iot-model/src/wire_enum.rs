@@ -118,8 +118,15 @@ macro_rules! wire_enum {
                     fn visit_str<E: ::serde::de::Error>(self, v: &str) -> Result<$name, E> {
                         Ok(<$name as $crate::wire_enum::WireEnum>::from_wire(v))
                     }
+                    // A value sent as a number (an error code, say) is read as its decimal digits.
+                    fn visit_u64<E: ::serde::de::Error>(self, v: u64) -> Result<$name, E> {
+                        Ok(<$name as $crate::wire_enum::WireEnum>::from_wire(&v.to_string()))
+                    }
+                    fn visit_i64<E: ::serde::de::Error>(self, v: i64) -> Result<$name, E> {
+                        Ok(<$name as $crate::wire_enum::WireEnum>::from_wire(&v.to_string()))
+                    }
                 }
-                d.deserialize_str(V)
+                d.deserialize_any(V)
             }
         }
     };

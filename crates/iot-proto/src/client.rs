@@ -1,21 +1,22 @@
 //! Client side: typed request to `http::Request`, `http::Response` bytes to the typed answer or error.
 
+use std::fmt;
+use std::marker::PhantomData;
+
+use http::StatusCode;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use iot_model::{AccessToken, AppId};
+use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
+use serde::de::{DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
-use crate::endpoint::{BodyKind, Endpoint, ResponseKind};
+use crate::endpoint::{BodyKind, Endpoint, Page, ResponseKind};
 use crate::error::{ApiError, DecodeError, Error, excerpt};
+use crate::generated::ErrorCode;
 use crate::wire::BaseUrl;
 
 /// Name of the header that carries the appId on authenticated calls.
 pub const APP_KEY: &str = "app_key";
-
-/// Bodies at most this long are checked for a platform error object even under a 2xx status: the platform
-/// may answer an error with 200. Larger bodies are pages, and skipping the probe keeps decoding at one pass.
-pub const ERROR_PROBE_LIMIT: usize = 4096;
-
-/// The key that marks a platform error object.
-const ERROR_KEY: &[u8] = b"error_code";
 
 /// The credentials of an authenticated call.
 #[derive(Clone, Copy, Debug)]
@@ -102,24 +103,25 @@ fn invalid_body(message: &str) -> Error {
 /// Reads an endpoint's HTTP answer into its typed answer, or a typed error.
 ///
 /// A non-2xx status is always an error; its body becomes the platform's code and description, or an excerpt
-/// when it is not a platform error (an HTML page from a proxy). A short 2xx body holding an `error_code` is an
-/// error too. Decode failures carry the JSON path of the failure.
+/// when it is not a platform error (an HTML page from a proxy). Under a 2xx status, a JSON object carrying
+/// `error_code` (or only `error_desc`) at its top level is an error too, whatever its size and for every
+/// endpoint, including those that answer nothing. Decode failures carry the JSON path of the failure; a page
+/// with unreadable items keeps its readable ones (see [`read_page`]).
 pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(response: &http::Response<B>) -> Result<E::Response, Error> {
     let status = response.status();
     let body = response.body().as_ref();
     if !status.is_success() {
         return Err(Error::Api(ApiError::from_body(status, body)));
     }
-    // Parse a short body a second time only if it can hold an error object at all. (A key spelled with JSON
-    // escapes would slip past this; the platform never writes one.)
-    if body.len() <= ERROR_PROBE_LIMIT && body.windows(ERROR_KEY.len()).any(|w| w == ERROR_KEY) {
-        if let Some((code, description)) = crate::error::probe_error_body(body) {
-            return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
-        }
-    }
     match E::META.response {
-        ResponseKind::Empty => decode_json::<E::Response>(status, b"null"),
-        ResponseKind::Json => decode_json::<E::Response>(status, body).map_err(|mut e| {
+        ResponseKind::Empty => {
+            // Nothing to read, unless the platform wrote an error object where it owed nothing.
+            if let Some((code, description)) = crate::error::probe_error_body(body) {
+                return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
+            }
+            decode_json::<E::Response>(status, b"null")
+        }
+        ResponseKind::Json => E::read_answer(status, body).map_err(|mut e| {
             if E::META.secret_response {
                 if let Error::Decode(d) = &mut e {
                     // The answer holds tokens: never quote it, not even in an error.
@@ -133,17 +135,253 @@ pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(response: &http::Response<B>)
     }
 }
 
+/// Reads a 2xx JSON answer as `T`, in one pass: the top-level `error_code` and `error_desc` members are lifted
+/// out while `T` is read, so an error object is told apart from an answer without a second parse. Only when
+/// that pass fails is the body read again, to tell an error object from a malformed answer and to find the
+/// JSON path of the failure.
+pub fn read_answer<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, Error> {
+    match fast::<T>(body) {
+        Some(Ok(value)) => Ok(value),
+        Some(Err((code, description))) => Err(Error::Api(ApiError { status, code, description, body_excerpt: None })),
+        None => {
+            if let Some((code, description)) = crate::error::probe_error_body(body) {
+                return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
+            }
+            Err(Error::Decode(decode_error::<T>(status, body)))
+        }
+    }
+}
+
+/// Reads a 2xx answer that is one page of a paged query: like [`read_answer`], and when an item of the page
+/// cannot be read, the page still yields every readable item, with each unreadable one described in the page's
+/// `rejected` list (its index, the JSON path and the reason). Only a page whose own members are unreadable (its
+/// `totalCount`, say, or items that are not a list) is an error as a whole.
+pub fn read_page<P: Page + DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<P, Error>
+where
+    P::Item: DeserializeOwned,
+{
+    match fast::<P>(body) {
+        Some(Ok(page)) => return Ok(page),
+        Some(Err((code, description))) => {
+            return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
+        }
+        None => {}
+    }
+    // The slow path, for pages that failed the fast one: read the tree, then each item on its own.
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Err(Error::Decode(decode_error::<P>(status, body)));
+    };
+    if let Some((code, description)) = crate::error::error_members(&object) {
+        return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
+    }
+    // Every spelling of the items member comes out of the object; the first that carries a value is read.
+    let mut items_value = None;
+    for name in P::ITEM_MEMBERS {
+        if let Some(v) = object.remove(*name) {
+            if items_value.is_none() && !v.is_null() {
+                items_value = Some((*name, v));
+            }
+        }
+    }
+    let whole = serde_json::Value::Object(object);
+    let mut page = match serde_path_to_error::deserialize::<_, P>(&whole) {
+        Ok(page) => page,
+        Err(e) => {
+            let (path, message) = (e.path().to_string(), e.inner().to_string());
+            return Err(Error::Decode(DecodeError { status, path, message, body_excerpt: excerpt(body) }));
+        }
+    };
+    let raw_items = match items_value {
+        None => Vec::new(),
+        Some((_, serde_json::Value::Array(items))) => items,
+        Some((name, other)) => {
+            return Err(Error::Decode(DecodeError {
+                status,
+                path: name.to_owned(),
+                message: format!("expected a list of items, found {}", kind_of(&other)),
+                body_excerpt: excerpt(body),
+            }));
+        }
+    };
+    let mut items = Vec::with_capacity(raw_items.len());
+    let mut rejected = Vec::new();
+    for (index, raw) in raw_items.iter().enumerate() {
+        match serde_path_to_error::deserialize::<_, P::Item>(raw) {
+            Ok(item) => items.push(item),
+            Err(e) => rejected.push(iot_model::RejectedItem::new(
+                index,
+                e.path().to_string(),
+                e.inner().to_string(),
+                excerpt(raw.to_string().as_bytes()),
+            )),
+        }
+    }
+    page.replace_items(items, rejected);
+    Ok(page)
+}
+
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The platform's error members, when an answer read in one pass carried them.
+type ErrorMembers = (Option<ErrorCode>, Option<String>);
+
+/// The one-pass read: `Some(Ok)` for an answer, `Some(Err)` for an error object, `None` when the body did not
+/// read as `T` in one pass (the caller then looks closer).
+fn fast<T: DeserializeOwned>(body: &[u8]) -> Option<Result<T, ErrorMembers>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let envelope = Envelope::<T>::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    match envelope {
+        Envelope { code: None, description: None, value } => Some(Ok(value)),
+        Envelope { code, description, .. } => {
+            Some(Err((code.map(|c| <ErrorCode as iot_model::WireEnum>::from_wire(c.trim())), description)))
+        }
+    }
+}
+
 /// Decodes JSON in one fast pass; only on failure is it decoded again to find the path of the failure.
-pub fn decode_json<T: serde::de::DeserializeOwned>(status: http::StatusCode, body: &[u8]) -> Result<T, Error> {
+pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, Error> {
     match serde_json::from_slice(body) {
         Ok(v) => Ok(v),
-        Err(first) => {
-            let mut de = serde_json::Deserializer::from_slice(body);
-            let (path, message) = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(e) => (e.path().to_string(), e.inner().to_string()),
-                Ok(_) => (".".to_owned(), first.to_string()),
+        Err(_) => Err(Error::Decode(decode_error::<T>(status, body))),
+    }
+}
+
+/// Describes why `body` does not read as `T`, with the JSON path of the failure.
+fn decode_error<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> DecodeError {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let (path, message) = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(e) => (e.path().to_string(), e.inner().to_string()),
+        Ok(_) => match de.end() {
+            Err(e) => (".".to_owned(), e.to_string()),
+            Ok(()) => (".".to_owned(), "not a JSON object".to_owned()),
+        },
+    };
+    DecodeError { status, path, message, body_excerpt: excerpt(body) }
+}
+
+/// A top-level JSON object read as `T` while its `error_code` and `error_desc` members are set aside.
+struct Envelope<T> {
+    value: T,
+    code: Option<String>,
+    description: Option<String>,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Envelope<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor(PhantomData))
+    }
+}
+
+struct EnvelopeVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for EnvelopeVisitor<T> {
+    type Value = Envelope<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let mut filter = ErrorFilter { inner: map, code: None, description: None };
+        let value = T::deserialize(MapAccessDeserializer::new(&mut filter))?;
+        Ok(Envelope { value, code: filter.code, description: filter.description })
+    }
+}
+
+/// Hands a map to `T` without its error members, which it keeps.
+struct ErrorFilter<A> {
+    inner: A,
+    code: Option<String>,
+    description: Option<String>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for &mut ErrorFilter<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+        loop {
+            let Some(key) = self.inner.next_key::<Key<'de>>()? else { return Ok(None) };
+            let key = match key {
+                Key::Borrowed(k) => k,
+                Key::Owned(k) => {
+                    if !self.lift(&k)? {
+                        return seed.deserialize(StringDeserializer::new(k)).map(Some);
+                    }
+                    continue;
+                }
             };
-            Err(Error::Decode(DecodeError { status, path, message, body_excerpt: excerpt(body) }))
+            if !self.lift(key)? {
+                return seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some);
+            }
         }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+        self.inner.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+impl<'de, A: MapAccess<'de>> ErrorFilter<A> {
+    /// Reads the value of an error member into its slot; `false` when `key` is not one.
+    fn lift(&mut self, key: &str) -> Result<bool, A::Error> {
+        let slot = match key {
+            crate::error::ERROR_CODE => &mut self.code,
+            crate::error::ERROR_DESC => &mut self.description,
+            _ => return Ok(false),
+        };
+        *slot = self.inner.next_value_seed(TextSeed)?;
+        Ok(true)
+    }
+}
+
+/// A map key, borrowed from the body when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// Reads an error member with the tolerant reader's free-text rule (a numeric `error_code`, say).
+struct TextSeed;
+
+impl<'de> DeserializeSeed<'de> for TextSeed {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        iot_model::de::text(deserializer)
     }
 }

@@ -252,6 +252,13 @@ pub trait Endpoint: Sized + fmt::Debug + Clone + PartialEq {
         client::parse_response::<Self, B>(response)
     }
 
+    /// Reads the body of a 2xx JSON answer (client side). Generated for paged queries to call
+    /// [`client::read_page`], which keeps the readable items of a page that holds unreadable ones; every other
+    /// endpoint reads with [`client::read_answer`].
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, Error> {
+        client::read_answer::<Self::Response>(status, body)
+    }
+
     /// Reads the HTTP request (server side), or the rejection the platform would answer.
     fn try_from_http_request<B: AsRef<[u8]>>(request: &http::Request<B>) -> Result<Self, ApiError> {
         server::parse_request(request)
@@ -275,6 +282,18 @@ pub trait Page {
     fn into_items(self) -> Vec<Self::Item>;
     /// `totalCount`, when the platform sent it.
     fn total_count(&self) -> Option<u64>;
+    /// `pageNo` as the platform echoed it, when it did.
+    fn page_no(&self) -> Option<u32>;
+    /// The wire names of the items member, the canonical one first.
+    const ITEM_MEMBERS: &'static [&'static str];
+    /// Items of the page that could not be read (see [`iot_model::RejectedItem`]).
+    fn rejected(&self) -> &[iot_model::RejectedItem];
+    /// Replaces the items and the unreadable items (the reader of pages with unreadable items).
+    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>);
+    /// How many items the page held as sent: the readable ones and the unreadable ones.
+    fn item_count(&self) -> usize {
+        self.items().len() + self.rejected().len()
+    }
     /// Builds a page (server side).
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self;
 }

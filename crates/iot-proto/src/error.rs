@@ -153,20 +153,38 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// The platform's error body, tolerant of a numeric `error_code`.
-#[derive(serde::Deserialize)]
-struct ErrorProbe {
-    #[serde(default, deserialize_with = "iot_model::de::string_or_number")]
-    error_code: Option<String>,
-    #[serde(default)]
-    error_desc: Option<String>,
+/// The member that marks a platform error object.
+pub(crate) const ERROR_CODE: &str = "error_code";
+/// The member that describes a platform error.
+pub(crate) const ERROR_DESC: &str = "error_desc";
+
+/// Reads a platform error body, if `body` is one: a JSON object whose top level carries `error_code` (or,
+/// without a code, `error_desc`) with a value. Members deeper down (an item's escaped `error`, say) do not
+/// count, so a page is never taken for an error.
+pub fn probe_error_body(body: &[u8]) -> Option<(Option<ErrorCode>, Option<String>)> {
+    // Cheap refusals first: an error object is a JSON object and names one of the two members.
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[start] != b'{' {
+        return None;
+    }
+    match serde_json::from_slice::<serde_json::Value>(body).ok()? {
+        serde_json::Value::Object(members) => error_members(&members),
+        _ => None,
+    }
 }
 
-/// Reads a platform error body, if `body` is one: a JSON object with an `error_code` member.
-pub fn probe_error_body(body: &[u8]) -> Option<(Option<ErrorCode>, Option<String>)> {
-    let probe: ErrorProbe = serde_json::from_slice(body).ok()?;
-    let code = probe.error_code?;
-    Some((Some(<ErrorCode as iot_model::WireEnum>::from_wire(&code)), probe.error_desc))
+/// The error a top-level JSON object carries, if any: its `error_code` and `error_desc` read as free text
+/// (a numeric code is read as its digits). `null` members count as absent.
+pub fn error_members(
+    members: &serde_json::Map<String, serde_json::Value>,
+) -> Option<(Option<ErrorCode>, Option<String>)> {
+    let text = |name: &str| members.get(name).and_then(|v| iot_model::de::text(v).ok().flatten());
+    let code = text(ERROR_CODE);
+    let description = text(ERROR_DESC);
+    if code.is_none() && description.is_none() {
+        return None;
+    }
+    Some((code.map(|c| <ErrorCode as iot_model::WireEnum>::from_wire(c.trim())), description))
 }
 
 /// A request that breaks a rule of the contract; it was never sent.

@@ -696,6 +696,10 @@ impl Endpoint for QueryPackageList {
             v.range("pageSize", u64::from(*x), Some(1), Some(100), Some("123029"));
         }
     }
+
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {
+        crate::client::read_page::<Self::Response>(status, body)
+    }
 }
 
 impl crate::endpoint::Paged for QueryPackageList {
@@ -1099,6 +1103,10 @@ impl Endpoint for QuerySubOperations {
             v.range("pageSize", u64::from(*x), Some(1), Some(100), Some("123029"));
         }
     }
+
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {
+        crate::client::read_page::<Self::Response>(status, body)
+    }
 }
 
 impl crate::endpoint::Paged for QuerySubOperations {
@@ -1274,6 +1282,10 @@ impl Endpoint for QueryUpgradeTaskList {
         if let Some(x) = &self.page_size {
             v.range("pageSize", u64::from(*x), Some(1), Some(100), Some("123029"));
         }
+    }
+
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {
+        crate::client::read_page::<Self::Response>(status, body)
     }
 }
 
@@ -1581,6 +1593,10 @@ impl Endpoint for QueryTaskDetails {
             v.range("pageSize", u64::from(*x), Some(1), Some(250), Some("100022"));
         }
     }
+
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {
+        crate::client::read_page::<Self::Response>(status, body)
+    }
 }
 
 impl crate::endpoint::Paged for QueryTaskDetails {
@@ -1608,6 +1624,17 @@ impl crate::endpoint::Page for iot_model::CategoryPage {
     fn total_count(&self) -> Option<u64> {
         self.total_count
     }
+    fn page_no(&self) -> Option<u32> {
+        self.page_no
+    }
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
+    fn rejected(&self) -> &[iot_model::RejectedItem] {
+        &self.rejected
+    }
+    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {
+        self.data = items;
+        self.rejected = rejected;
+    }
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {
         let mut page = Self::new();
         page.page_no = Some(page_no);
@@ -1629,6 +1656,17 @@ impl crate::endpoint::Page for iot_model::OperationPage {
     }
     fn total_count(&self) -> Option<u64> {
         self.total_count
+    }
+    fn page_no(&self) -> Option<u32> {
+        self.page_no
+    }
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
+    fn rejected(&self) -> &[iot_model::RejectedItem] {
+        &self.rejected
+    }
+    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {
+        self.data = items;
+        self.rejected = rejected;
     }
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {
         let mut page = Self::new();
@@ -1652,6 +1690,17 @@ impl crate::endpoint::Page for iot_model::SubOperationPage {
     fn total_count(&self) -> Option<u64> {
         self.total_count
     }
+    fn page_no(&self) -> Option<u32> {
+        self.page_no
+    }
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
+    fn rejected(&self) -> &[iot_model::RejectedItem] {
+        &self.rejected
+    }
+    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {
+        self.data = items;
+        self.rejected = rejected;
+    }
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {
         let mut page = Self::new();
         page.page_no = Some(page_no);
@@ -1673,6 +1722,17 @@ impl crate::endpoint::Page for iot_model::TaskDetailPage {
     }
     fn total_count(&self) -> Option<u64> {
         self.total_count
+    }
+    fn page_no(&self) -> Option<u32> {
+        self.page_no
+    }
+    const ITEM_MEMBERS: &'static [&'static str] = &["taskDetails"];
+    fn rejected(&self) -> &[iot_model::RejectedItem] {
+        &self.rejected
+    }
+    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {
+        self.task_details = items;
+        self.rejected = rejected;
     }
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {
         let mut page = Self::new();

@@ -276,16 +276,34 @@ fn extend_para_on_subtasks() {
 }
 
 #[test]
-fn undecodable_body_reports_the_json_path() {
+fn an_unreadable_item_is_reported_in_its_place_and_the_page_is_kept() {
     let body = fixture("operations_page_bad_create_time.json");
+    let page = QueryUpgradeTaskList::try_from_http_response(&response(200, body)).unwrap();
+    assert!(page.data.is_empty(), "the only item is unreadable");
+    assert_eq!(page.total_count, Some(1), "the page's own members are still read");
+    let [rejected] = &page.rejected[..] else { panic!("one rejected item expected: {:?}", page.rejected) };
+    assert_eq!(rejected.index, 0);
+    assert_eq!(rejected.path, "createTime");
+    assert!(rejected.message.contains("yyyyMMddTHHmmssZ"), "{}", rejected.message);
+    assert!(rejected.excerpt.contains("2015-12-12 12:12:12"), "{}", rejected.excerpt);
+}
+
+#[test]
+fn undecodable_body_reports_the_json_path() {
+    // A page member (not an item) that cannot be read fails the page, at its path.
+    let body = br#"{"totalCount": "many", "data": []}"#.to_vec();
     match QueryUpgradeTaskList::try_from_http_response(&response(200, body.clone())) {
         Err(Error::Decode(e)) => {
             assert_eq!(e.status, http::StatusCode::OK);
-            assert_eq!(e.path, "data[0].createTime");
-            assert!(e.message.contains("yyyyMMddTHHmmssZ"), "{}", e.message);
+            assert_eq!(e.path, "totalCount");
             assert_eq!(e.body_excerpt.as_bytes(), &body[..]);
-            assert!(e.to_string().contains("data[0].createTime"), "{e}");
+            assert!(e.to_string().contains("totalCount"), "{e}");
         }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    // Outside pages, an unreadable member fails the answer at its path.
+    match QueryUpgradeTask::try_from_http_response(&response(200, r#"{"operationId":"op","createTime":"today"}"#)) {
+        Err(Error::Decode(e)) => assert_eq!(e.path, "createTime"),
         other => panic!("expected a decode error, got {other:?}"),
     }
     // A body that is not JSON at all fails at the root.

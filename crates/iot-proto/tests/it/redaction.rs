@@ -111,7 +111,7 @@ fn server_rejections_do_not_echo_secrets() {
 #[test]
 fn platform_errors_on_token_calls_do_not_carry_tokens() {
     // A token answer that fails to decode must not put the tokens it holds into the error's excerpt.
-    let body = format!(r#"{{"accessToken":"{SENTINEL}","refreshToken":"{SENTINEL}","expiresIn":"3600"}}"#);
+    let body = format!(r#"{{"accessToken":"{SENTINEL}","refreshToken":"{SENTINEL}","expiresIn":"soon"}}"#);
     let err = Login::try_from_http_response(&response(200, body.clone())).unwrap_err();
     assert!(matches!(&err, Error::Decode(d) if d.path == "expiresIn"), "{err:?}");
     assert_hidden("login decode error", &debug_and_display(&err));
