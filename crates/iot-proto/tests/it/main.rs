@@ -9,4 +9,5 @@ mod json_roundtrip;
 mod redaction;
 mod snapshots;
 mod support;
+mod tolerant;
 mod validation;
