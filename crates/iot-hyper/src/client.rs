@@ -316,6 +316,11 @@ impl Client {
     /// A token to use now: logs in or refreshes first if the session says so. One renewal at a time.
     async fn lease(&self) -> Result<TokenLease, Error> {
         let mut session = self.inner.session.lock().await;
+        self.lease_locked(&mut session).await
+    }
+
+    /// Does what the session asks until it hands out a token; the caller holds the session lock.
+    async fn lease_locked(&self, session: &mut TokenSession) -> Result<TokenLease, Error> {
         // At most: a refresh that fails, then a login. A third round would mean the platform hands out
         // tokens the session cannot use, which must not loop.
         for _ in 0..3 {
@@ -323,7 +328,7 @@ impl Client {
                 SessionAction::Ready(lease) => return Ok(lease),
                 SessionAction::Login => {
                     let token = self.exchange_login().await?;
-                    install(&mut session, token, false);
+                    install(session, token, false);
                 }
                 SessionAction::Refresh(refresh_token) => {
                     let request = RefreshAccessToken::new(RefreshTokenRequest::new(
@@ -332,7 +337,7 @@ impl Client {
                         refresh_token,
                     ));
                     match self.unauthenticated(&request).await {
-                        Ok(token) => install(&mut session, token, true),
+                        Ok(token) => install(session, token, true),
                         // The platform refused the refresh token (expired, or invalidated by another login):
                         // fall back to a login on the next round. Throttling and server failures are not a
                         // verdict on the token, and a login would invalidate tokens other calls still use.
@@ -371,6 +376,18 @@ impl Client {
         let token = self.exchange_login().await?;
         install(&mut session, token, false);
         Ok(())
+    }
+
+    /// Renews the access token now: refreshes it with the refresh token, or logs in when there is no usable
+    /// refresh token (or no token yet), falling back to a login when the platform refuses the refresh token.
+    ///
+    /// The renewal runs under the session lock, so calls made meanwhile wait for it and then use the new token
+    /// instead of renewing again. Calls renew by themselves when the token is due or rejected; this is for
+    /// applications that know better, for example after tokens were invalidated by a login elsewhere.
+    pub async fn renew_token(&self) -> Result<(), Error> {
+        let mut session = self.inner.session.lock().await;
+        session.handle_renewal_requested();
+        self.lease_locked(&mut session).await.map(|_| ())
     }
 
     /// Revokes the current access token on the platform and forgets both tokens. Does nothing if the client

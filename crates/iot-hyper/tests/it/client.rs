@@ -42,6 +42,7 @@ const _: fn(Client) = |client| {
     sendable(&client.query_upgrade_task(&query));
     sendable(&client.login());
     sendable(&client.logout());
+    sendable(&client.renew_token());
     sendable(&client.pages(QueryUpgradeTaskList::new()));
     sendable(&client.items(QueryUpgradeTaskList::new()));
     error_like::<Error>();
@@ -715,6 +716,119 @@ async fn a_refused_refresh_falls_back_to_a_login() {
     .await;
 }
 
+#[tokio::test]
+async fn renew_token_refreshes_the_current_pair() {
+    bounded(async {
+        let platform = Platform::start(|call| match call.kind {
+            Kind::Api => ok::<QueryUpgradeTask>(&operation("op-1")),
+            _ => tokens(call),
+        })
+        .await;
+        let (client, sleeper) = client(&platform);
+        client.query_upgrade_task(&query()).await.unwrap();
+
+        client.renew_token().await.unwrap();
+        assert_eq!(client.session_state().await, SessionState::Valid);
+        client.query_upgrade_task(&query()).await.unwrap();
+
+        let log = platform.log();
+        assert_eq!(log.kinds(), [Kind::Login, Kind::Api, Kind::Refresh, Kind::Api]);
+        assert!(
+            log.of(Kind::Refresh)[0].body.windows(refresh_token(1).len()).any(|w| w == refresh_token(1).as_bytes())
+        );
+        assert_eq!(log.of(Kind::Api)[1].bearer(), Some(access_token(2).as_str()));
+        assert!(sleeper.delays().is_empty());
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn renew_token_logs_in_without_a_token_or_when_the_refresh_is_refused() {
+    bounded(async {
+        let platform = Platform::start(|call| match call.kind {
+            Kind::Refresh => api_error(ErrorCode::InvalidRefreshInput, "unknown refresh token"),
+            Kind::Api => ok::<QueryUpgradeTask>(&operation("op-1")),
+            _ => tokens(call),
+        })
+        .await;
+        let (client, _sleeper) = client(&platform);
+
+        // No token yet: a login.
+        client.renew_token().await.unwrap();
+        assert_eq!(platform.log().kinds(), [Kind::Login]);
+        // A refused refresh token falls back to a login.
+        client.renew_token().await.unwrap();
+        assert_eq!(platform.log().kinds(), [Kind::Login, Kind::Refresh, Kind::Login]);
+        client.query_upgrade_task(&query()).await.unwrap();
+        assert_eq!(platform.log().of(Kind::Api)[0].bearer(), Some(access_token(3).as_str()));
+
+        // A failed renewal surfaces its error.
+        let silent = SilentListener::start().await;
+        let sleeper = RecordingSleeper::default();
+        let mut config = config(&format!("http://{}", silent.addr), &sleeper).with_retry(RetryPolicy::disabled());
+        config.transport = config.transport.with_request_timeout(Duration::from_millis(200));
+        let offline = Client::new(config).unwrap();
+        let err = offline.renew_token().await.unwrap_err();
+        assert!(matches!(err, Error::Timeout(Some(_))), "{err:?}");
+        assert_error_hides_secrets(&err);
+        silent.stop().await;
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_made_during_renew_token_wait_for_it_and_use_the_new_token() {
+    bounded(async {
+        let held = Arc::new(Notify::new());
+        let release = Arc::new(Notify::new());
+        let (arrived, go) = (held.clone(), release.clone());
+        let platform = Platform::start_async(move |call: Call| {
+            let (arrived, go) = (arrived.clone(), go.clone());
+            async move {
+                match call.kind {
+                    Kind::Refresh => {
+                        arrived.notify_one();
+                        go.notified().await;
+                        tokens(&call)
+                    }
+                    Kind::Api => ok::<QueryUpgradeTask>(&operation("op-1")),
+                    _ => tokens(&call),
+                }
+            }
+        })
+        .await;
+        let (client, _sleeper) = client(&platform);
+        client.login().await.unwrap();
+
+        let renewing = tokio::spawn({
+            let client = client.clone();
+            async move { client.renew_token().await }
+        });
+        held.notified().await;
+        // The refresh is on the wire and holds the session lock: these calls must wait for it.
+        let mut calls = JoinSet::new();
+        for _ in 0..CALLS {
+            let client = client.clone();
+            calls.spawn(async move { client.query_upgrade_task(&query()).await });
+        }
+        release.notify_one();
+        renewing.await.unwrap().unwrap();
+        while let Some(result) = calls.join_next().await {
+            result.unwrap().unwrap();
+        }
+
+        let log = platform.log();
+        assert_eq!(log.count(Kind::Login), 1);
+        assert_eq!(log.count(Kind::Refresh), 1);
+        assert_eq!(log.count(Kind::Api), CALLS);
+        assert!(log.of(Kind::Api).iter().all(|s| s.bearer() == Some(access_token(2).as_str())));
+        platform.stop().await;
+    })
+    .await;
+}
+
 /// Runs `call` until the server reports that the request it holds has arrived, then drops the call
 /// mid-flight; waiting for the report rather than a fixed time keeps this right on a loaded machine.
 async fn drop_once_held<T: std::fmt::Debug>(call: impl Future<Output = T>, held: &Notify) {
@@ -909,9 +1023,9 @@ async fn an_answer_over_the_body_limit_is_a_transport_error() {
         })
         .await;
         let sleeper = RecordingSleeper::default();
-        let mut config = config(&platform.base_url(), &sleeper);
-        config.transport.max_body_bytes = MIB;
-        let client = Client::new(config).unwrap();
+        let config = config(&platform.base_url(), &sleeper);
+        let transport = config.transport.clone().with_max_body_bytes(MIB);
+        let client = Client::new(config.with_transport(transport)).unwrap();
 
         let err = client.query_upgrade_task(&query()).await.unwrap_err();
 

@@ -348,9 +348,9 @@ impl Sleeper for RecordingSleeper {
 
 /// A configuration for `base_url` with short timeouts, the default retry policy and `sleeper`.
 pub fn config(base_url: &str, sleeper: &RecordingSleeper) -> ClientConfig {
-    let mut transport = TransportConfig::default();
-    transport.connect_timeout = Duration::from_secs(2);
-    transport.request_timeout = Duration::from_secs(5);
+    let transport = TransportConfig::default()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_request_timeout(Duration::from_secs(5));
     ClientConfig::new(BaseUrl::parse(base_url).unwrap(), AppId::new(APP_ID).unwrap(), AppSecret::new(SECRET))
         .with_transport(transport)
         .with_call_timeout(Duration::from_secs(15))
