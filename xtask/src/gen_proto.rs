@@ -287,9 +287,13 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     o.push_str("}\n}\n");
     for p in ep.params.iter().filter(|p| !p.required) {
         let inner = Ty::parse(&p.ty).map(|t| rust_ty(&t, P)).unwrap_or_default();
+        // Free-text filters take anything that becomes a `String`, so callers can pass `&str` without
+        // `.to_owned()`; typed values (enums, ids, numbers) keep their own type.
+        let (arg, value) =
+            if inner == "String" { ("impl Into<String>".to_owned(), "value.into()") } else { (inner, "value") };
         let _ = writeln!(
             o,
-            "/// Sets `{}`.\npub fn with_{}(mut self, value: {inner}) -> Self {{\nself.{1} = Some(value);\nself\n}}",
+            "/// Sets `{}`.\npub fn with_{}(mut self, value: {arg}) -> Self {{\nself.{1} = Some({value});\nself\n}}",
             p.json,
             p.rust_name()
         );

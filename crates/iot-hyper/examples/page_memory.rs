@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use futures_util::TryStreamExt;
 use iot_hyper::{Client, ClientConfig};
 use iot_model::{
-    AppId, AppSecret, BatchTaskRequest, BatchTaskStatus, BatchTaskType, Command as DeviceCommand, DeviceCmdParam,
-    DeviceCmdType, TaskDetailStatus,
+    AppId, AppSecret, BatchTaskRequest, BatchTaskStatus, Command as DeviceCommand, DeviceCmdParam, DeviceCmdType,
+    TaskDetailStatus,
 };
 use iot_proto::{BaseUrl, CreateBatchTask, QueryBatchTask, QueryTaskDetails};
 use iot_sim::embedded::{EmbeddedOptions, EmbeddedSim};
@@ -177,13 +177,9 @@ async fn measure(base_url: &str, o: &Options) -> Result<(), BoxError> {
 
     let param =
         DeviceCmdParam::new(DeviceCmdType::Broadcast, DeviceCommand::new("Maintenance".into(), "REBOOT".into()));
-    let param = match serde_json::to_value(&param)? {
-        serde_json::Value::Object(map) => map,
-        _ => return Err("a DeviceCmd param is a JSON object".into()),
-    };
     // Two simulated hours: at 20 commands a second every command is sent within 5 000 s, and the task ends
     // (about 0.7 s of real time) before the walk, so the pages do not change under it.
-    let request = BatchTaskRequest::new(app, 120, "reboot the fleet".into(), BatchTaskType::DeviceCmd, param);
+    let request = BatchTaskRequest::device_cmd(app, 120, "reboot the fleet", param);
     let task_id = client.create_batch_task(&CreateBatchTask::new(request)).await?.task_id;
     let mut finished = None;
     for _ in 0..MAX_POLLS {

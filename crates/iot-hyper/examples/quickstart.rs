@@ -10,9 +10,8 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use iot_hyper::{Client, ClientConfig};
 use iot_model::{
-    AppId, AppSecret, BatchTaskRequest, BatchTaskStatus, BatchTaskType, Command, CreateUpgradeTask, DeviceCmdParam,
-    DeviceCmdType, DeviceId, ExecuteType, FileType, OperateDevices, OperatePolicy, OperateType, OperationStatus,
-    TaskDetailStatus,
+    AppId, AppSecret, BatchTaskRequest, BatchTaskStatus, Command, CreateUpgradeTask, DeviceCmdParam, DeviceCmdType,
+    DeviceId, ExecuteType, FileType, OperateDevices, OperatePolicy, OperateType, OperationStatus, TaskDetailStatus,
 };
 use iot_proto::{
     BaseUrl, CreateBatchTask, CreateFirmwareUpgradeTask, QueryBatchTask, QueryPackageList, QuerySubOperations,
@@ -109,7 +108,7 @@ async fn main() -> Result<(), BoxError> {
         .query_upgrade_task_list(
             &QueryUpgradeTaskList::new()
                 .with_operation_type(OperateType::FirmwareUpgrade)
-                .with_device_type(device_type.clone())
+                .with_device_type(&device_type)
                 .with_page_size(20),
         )
         .await?;
@@ -142,17 +141,7 @@ async fn main() -> Result<(), BoxError> {
     // 8. A batch command to the same devices, then its details page by page.
     let param = DeviceCmdParam::new(DeviceCmdType::DeviceList, Command::new("Maintenance".into(), "REBOOT".into()))
         .with_device_list(devices.iter().take(60).cloned().collect());
-    let param = match serde_json::to_value(&param)? {
-        serde_json::Value::Object(map) => map,
-        _ => return Err("a DeviceCmd param is a JSON object".into()),
-    };
-    let batch = BatchTaskRequest::new(
-        AppId::new(DEFAULT_APP_ID)?,
-        30,
-        "reboot after upgrade".into(),
-        BatchTaskType::DeviceCmd,
-        param,
-    );
+    let batch = BatchTaskRequest::device_cmd(AppId::new(DEFAULT_APP_ID)?, 30, "reboot after upgrade", param);
     let task_id = client.create_batch_task(&CreateBatchTask::new(batch)).await?.task_id;
     println!("created batch task {task_id}");
     for _ in 0..MAX_POLLS {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -194,28 +195,36 @@ impl Client {
 
     /// Sends any endpoint's request: logs in or refreshes first when needed, retries what the policy allows,
     /// renews a rejected token once, and returns the typed answer.
+    ///
+    /// A call that is not idempotent (a create) is resent only when its request never reached the platform or
+    /// the platform proved that it refused it (throttling code `1010009`, or a rejected token, renewed once).
+    /// When it fails after the platform may have acted, the error is [`Error::OutcomeUnknown`].
     pub async fn send<E: Endpoint + Sync>(&self, request: &E) -> Result<E::Response, Error>
     where
         E::Response: Send,
     {
         let deadline = self.inner.config.call_timeout;
-        match tokio::time::timeout(deadline, self.send_inner(request)).await {
+        // Set while an attempt whose effect on the platform is unknown is in flight or was the last one; it
+        // lives outside the deadline so that a deadline firing mid-attempt still knows.
+        let in_doubt = AtomicBool::new(false);
+        let result = match tokio::time::timeout(deadline, self.send_inner(request, &in_doubt)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(None)),
-        }
+        };
+        result.map_err(|e| e.settle(E::META.name, E::META.idempotent, in_doubt.load(Ordering::Acquire)))
     }
 
-    async fn send_inner<E: Endpoint + Sync>(&self, request: &E) -> Result<E::Response, Error>
+    async fn send_inner<E: Endpoint + Sync>(&self, request: &E, in_doubt: &AtomicBool) -> Result<E::Response, Error>
     where
         E::Response: Send,
     {
         let mut call = RetryCall::new(self.inner.config.retry, E::META.idempotent);
         if !E::META.auth {
-            return self.with_retries(request, &mut call, None).await.map_err(Outcome::into_error);
+            return self.with_retries(request, &mut call, None, Some(in_doubt)).await.map_err(Outcome::into_error);
         }
         let mut lease = self.lease().await?;
         loop {
-            match self.with_retries(request, &mut call, Some(&lease)).await {
+            match self.with_retries(request, &mut call, Some(&lease), Some(in_doubt)).await {
                 Ok(answer) => return Ok(answer),
                 Err(Outcome::Fail(e)) => return Err(e),
                 Err(Outcome::Renew(_)) => {
@@ -230,11 +239,15 @@ impl Client {
     }
 
     /// Runs attempts until success, a renewal request, or the policy gives up.
+    ///
+    /// `in_doubt`, when given, is set before each attempt goes out and afterwards tells whether the failed
+    /// attempt may have been acted on.
     async fn with_retries<E: Endpoint + Sync>(
         &self,
         request: &E,
         call: &mut RetryCall,
         lease: Option<&TokenLease>,
+        in_doubt: Option<&AtomicBool>,
     ) -> Result<E::Response, Outcome> {
         let config = &self.inner.config;
         loop {
@@ -242,6 +255,9 @@ impl Client {
             let http_request = request
                 .try_into_http_request(&config.base_url, auth)
                 .map_err(|e| Outcome::Fail(Error::from_proto(e)))?;
+            if let Some(flag) = in_doubt {
+                flag.store(true, Ordering::Release);
+            }
             let (error, decision) = match self.inner.transport.send(http_request).await {
                 Ok(response) => match E::try_from_http_response(&response) {
                     Ok(answer) => {
@@ -278,6 +294,9 @@ impl Client {
                     (Error::from_transport(transport), decision)
                 }
             };
+            if let Some(flag) = in_doubt {
+                flag.store(error.platform_may_have_acted(), Ordering::Release);
+            }
             match decision {
                 RetryDecision::RetryAfter(delay) => config.sleeper.sleep(delay).await,
                 RetryDecision::RenewTokenAndRetry if lease.is_some() => return Err(Outcome::Renew(error)),
@@ -297,6 +316,11 @@ impl Client {
     /// A token to use now: logs in or refreshes first if the session says so. One renewal at a time.
     async fn lease(&self) -> Result<TokenLease, Error> {
         let mut session = self.inner.session.lock().await;
+        self.lease_locked(&mut session).await
+    }
+
+    /// Does what the session asks until it hands out a token; the caller holds the session lock.
+    async fn lease_locked(&self, session: &mut TokenSession) -> Result<TokenLease, Error> {
         // At most: a refresh that fails, then a login. A third round would mean the platform hands out
         // tokens the session cannot use, which must not loop.
         for _ in 0..3 {
@@ -304,7 +328,7 @@ impl Client {
                 SessionAction::Ready(lease) => return Ok(lease),
                 SessionAction::Login => {
                     let token = self.exchange_login().await?;
-                    install(&mut session, token, false);
+                    install(session, token, false);
                 }
                 SessionAction::Refresh(refresh_token) => {
                     let request = RefreshAccessToken::new(RefreshTokenRequest::new(
@@ -313,7 +337,7 @@ impl Client {
                         refresh_token,
                     ));
                     match self.unauthenticated(&request).await {
-                        Ok(token) => install(&mut session, token, true),
+                        Ok(token) => install(session, token, true),
                         // The platform refused the refresh token (expired, or invalidated by another login):
                         // fall back to a login on the next round. Throttling and server failures are not a
                         // verdict on the token, and a login would invalidate tokens other calls still use.
@@ -342,7 +366,7 @@ impl Client {
 
     async fn unauthenticated<E: Endpoint + Sync>(&self, request: &E) -> Result<E::Response, Error> {
         let mut call = RetryCall::new(self.inner.config.retry, E::META.idempotent);
-        self.with_retries(request, &mut call, None).await.map_err(Outcome::into_error)
+        self.with_retries(request, &mut call, None, None).await.map_err(Outcome::into_error)
     }
 
     /// Logs in now, replacing the current tokens (other calls wait for it). Calls log in by themselves when
@@ -352,6 +376,18 @@ impl Client {
         let token = self.exchange_login().await?;
         install(&mut session, token, false);
         Ok(())
+    }
+
+    /// Renews the access token now: refreshes it with the refresh token, or logs in when there is no usable
+    /// refresh token (or no token yet), falling back to a login when the platform refuses the refresh token.
+    ///
+    /// The renewal runs under the session lock, so calls made meanwhile wait for it and then use the new token
+    /// instead of renewing again. Calls renew by themselves when the token is due or rejected; this is for
+    /// applications that know better, for example after tokens were invalidated by a login elsewhere.
+    pub async fn renew_token(&self) -> Result<(), Error> {
+        let mut session = self.inner.session.lock().await;
+        session.handle_renewal_requested();
+        self.lease_locked(&mut session).await.map(|_| ())
     }
 
     /// Revokes the current access token on the platform and forgets both tokens. Does nothing if the client
@@ -364,7 +400,7 @@ impl Client {
         };
         let request = Logout::new(LogoutRequest::new(lease.token.clone()));
         let mut call = RetryCall::new(self.inner.config.retry, true);
-        let result = self.with_retries(&request, &mut call, Some(&lease)).await.map_err(Outcome::into_error);
+        let result = self.with_retries(&request, &mut call, Some(&lease), None).await.map_err(Outcome::into_error);
         session.handle_logout();
         result.map(|_| ())
     }

@@ -58,8 +58,41 @@ impl Default for TransportConfig {
 
 impl TransportConfig {
     /// Returns the default settings with the given TLS options.
+    ///
+    /// This is a constructor; to change the TLS options of a configuration being built, use
+    /// [`TransportConfig::with_tls_options`].
     pub fn with_tls(tls: TlsOptions) -> Self {
         TransportConfig { tls, ..TransportConfig::default() }
+    }
+
+    /// Sets the limit for establishing a TCP connection.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the limit for one whole exchange (connecting if needed, sending, and reading the entire answer).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets how long an idle pooled connection is kept.
+    pub fn with_pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest response body accepted, in bytes.
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
+
+    /// Sets the trusted roots and the optional client identity.
+    pub fn with_tls_options(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
     }
 }
 
@@ -413,6 +446,28 @@ mod tests {
             assert_eq!(shown, shown.to_lowercase(), "{shown}");
             assert!(!shown.ends_with('.'), "{shown}");
         }
+    }
+
+    #[test]
+    fn builder_methods_set_every_setting() {
+        let tls = TlsOptions::default();
+        let config = TransportConfig::default()
+            .with_connect_timeout(Duration::from_millis(1_500))
+            .with_request_timeout(Duration::from_secs(7))
+            .with_pool_idle_timeout(Duration::from_millis(50))
+            .with_max_body_bytes(4096)
+            .with_tls_options(tls.clone());
+        assert_eq!(config.connect_timeout, Duration::from_millis(1_500));
+        assert_eq!(config.request_timeout, Duration::from_secs(7));
+        assert_eq!(config.pool_idle_timeout, Duration::from_millis(50));
+        assert_eq!(config.max_body_bytes, 4096);
+        assert_eq!(format!("{:?}", config.tls), format!("{tls:?}"));
+        // Untouched settings keep their defaults.
+        let defaults = TransportConfig::default();
+        let only_body = TransportConfig::default().with_max_body_bytes(1);
+        assert_eq!(only_body.connect_timeout, defaults.connect_timeout);
+        assert_eq!(only_body.request_timeout, defaults.request_timeout);
+        assert_eq!(only_body.pool_idle_timeout, defaults.pool_idle_timeout);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 use std::fmt;
 
+mod batch;
 pub mod de;
 pub mod id;
 mod rejected;

@@ -584,23 +584,23 @@ impl QueryPackageList {
         self
     }
     /// Sets `deviceType`.
-    pub fn with_device_type(mut self, value: String) -> Self {
-        self.device_type = Some(value);
+    pub fn with_device_type(mut self, value: impl Into<String>) -> Self {
+        self.device_type = Some(value.into());
         self
     }
     /// Sets `model`.
-    pub fn with_model(mut self, value: String) -> Self {
-        self.model = Some(value);
+    pub fn with_model(mut self, value: impl Into<String>) -> Self {
+        self.model = Some(value.into());
         self
     }
     /// Sets `manufacturerName`.
-    pub fn with_manufacturer_name(mut self, value: String) -> Self {
-        self.manufacturer_name = Some(value);
+    pub fn with_manufacturer_name(mut self, value: impl Into<String>) -> Self {
+        self.manufacturer_name = Some(value.into());
         self
     }
     /// Sets `version`.
-    pub fn with_version(mut self, value: String) -> Self {
-        self.version = Some(value);
+    pub fn with_version(mut self, value: impl Into<String>) -> Self {
+        self.version = Some(value.into());
         self
     }
     /// Sets `pageNo`.
@@ -1171,18 +1171,18 @@ impl QueryUpgradeTaskList {
         self
     }
     /// Sets `deviceType`.
-    pub fn with_device_type(mut self, value: String) -> Self {
-        self.device_type = Some(value);
+    pub fn with_device_type(mut self, value: impl Into<String>) -> Self {
+        self.device_type = Some(value.into());
         self
     }
     /// Sets `model`.
-    pub fn with_model(mut self, value: String) -> Self {
-        self.model = Some(value);
+    pub fn with_model(mut self, value: impl Into<String>) -> Self {
+        self.model = Some(value.into());
         self
     }
     /// Sets `manufacturerName`.
-    pub fn with_manufacturer_name(mut self, value: String) -> Self {
-        self.manufacturer_name = Some(value);
+    pub fn with_manufacturer_name(mut self, value: impl Into<String>) -> Self {
+        self.manufacturer_name = Some(value.into());
         self
     }
     /// Sets `deviceId`.
@@ -1495,8 +1495,8 @@ impl QueryTaskDetails {
         self
     }
     /// Sets `nodeId`.
-    pub fn with_node_id(mut self, value: String) -> Self {
-        self.node_id = Some(value);
+    pub fn with_node_id(mut self, value: impl Into<String>) -> Self {
+        self.node_id = Some(value.into());
         self
     }
     /// Sets `deviceId`.

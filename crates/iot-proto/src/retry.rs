@@ -15,9 +15,14 @@
 //! | attempt timeout, reset after the request was written, other transport failure | [`ServerTransient`](FailureClass::ServerTransient) | idempotent calls only |
 //! | `error_code` `1010009` (any status, usually 403) | [`Throttled`](FailureClass::Throttled) | always, after at least the throttling floor |
 //! | `error_code` `1010005` (any status, usually 401 or 403) | [`AuthExpired`](FailureClass::AuthExpired) | once per call, after renewing the token |
-//! | 429, or 503 with `Retry-After` | [`Throttled`](FailureClass::Throttled) | always |
+//! | 429, or 503 with `Retry-After`, without the platform's throttling code | [`Overloaded`](FailureClass::Overloaded) | idempotent calls only, after at least the throttling floor |
 //! | 500, 502, 504, 503 without `Retry-After` | [`ServerTransient`](FailureClass::ServerTransient) | idempotent calls only |
 //! | any other status (403 with another code, other 4xx, other 5xx), response body too large, undecodable 2xx body | [`Permanent`](FailureClass::Permanent) | never |
+//!
+//! A call that is not idempotent (a create) is resent only when nothing reached the platform or the
+//! platform proved that it did not act: its throttling code `1010009` or its rejected-token code `1010005`.
+//! A 429 or a 503 with `Retry-After` asks the client to slow down, but without the platform's code it may
+//! come from a proxy or a gateway after the platform has already acted, so it proves nothing.
 //!
 //! # Driving a call
 //!
@@ -45,6 +50,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::error::{ErrorClass, classify_answer};
+use crate::generated::ErrorCode;
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
@@ -113,8 +119,13 @@ impl Signal<'_> {
 pub enum FailureClass {
     /// The request never reached the server: retrying is safe for every operation.
     Transient,
-    /// The server refused the request because of rate limiting: retry after a longer wait.
+    /// The platform refused the request with its throttling code (`1010009`) and did not act on it: retry
+    /// any operation after a longer wait.
     Throttled,
+    /// The server or something in front of it asked the client to slow down (429, or 503 with
+    /// `Retry-After`) without the platform's throttling code, so the request may have been processed:
+    /// retry idempotent operations only, after a throttling wait that honours the hint.
+    Overloaded,
     /// The access token was rejected: renew it and retry once.
     AuthExpired,
     /// The server may have processed the request: retry idempotent operations only.
@@ -138,14 +149,24 @@ pub fn classify(signal: &Signal<'_>) -> FailureClass {
         },
         Signal::Decode => FailureClass::Permanent,
         Signal::Response { status, error_code, retry_after } => match classify_answer(status, error_code) {
-            ErrorClass::Throttled => FailureClass::Throttled,
+            // Only the platform's own code proves that the platform refused the request unprocessed.
+            ErrorClass::Throttled if throttled_by_code(error_code) => FailureClass::Throttled,
+            // A bare 429 may come from a gateway after the platform acted on the request.
+            ErrorClass::Throttled => FailureClass::Overloaded,
             ErrorClass::TokenInvalid => FailureClass::AuthExpired,
-            // A 503 that says when to come back is the server shedding load: treat it as throttling.
-            ErrorClass::Server if status == 503 && retry_after.is_some() => FailureClass::Throttled,
+            // A 503 that says when to come back is the server shedding load: wait as for throttling, but it
+            // proves nothing about whether the request was processed.
+            ErrorClass::Server if status == 503 && retry_after.is_some() => FailureClass::Overloaded,
             ErrorClass::Server => FailureClass::ServerTransient,
             _ => FailureClass::Permanent,
         },
     }
+}
+
+/// Returns whether `error_code` is a platform code whose catalog class is throttling (`1010009`).
+fn throttled_by_code(error_code: Option<&str>) -> bool {
+    let code = error_code.map(|c| <ErrorCode as iot_model::WireEnum>::from_wire(c.trim()));
+    code.as_ref().and_then(ErrorCode::info).is_some_and(|info| info.class == ErrorClass::Throttled)
 }
 
 /// A source of uniformly distributed random numbers, injected so the policy stays deterministic.
@@ -331,15 +352,20 @@ impl RetryPolicy {
             FailureClass::Permanent => Some(GiveUpReason::Permanent),
             FailureClass::AuthExpired if auth_retried => Some(GiveUpReason::AuthRejectedAfterRenewal),
             FailureClass::AuthExpired => return RetryDecision::RenewTokenAndRetry,
-            FailureClass::ServerTransient if !idempotent => Some(GiveUpReason::NotIdempotent),
+            FailureClass::ServerTransient | FailureClass::Overloaded if !idempotent => {
+                Some(GiveUpReason::NotIdempotent)
+            }
             _ if attempt >= self.max_attempts => Some(GiveUpReason::MaxAttempts),
-            FailureClass::Transient | FailureClass::Throttled | FailureClass::ServerTransient => None,
+            FailureClass::Transient
+            | FailureClass::Throttled
+            | FailureClass::Overloaded
+            | FailureClass::ServerTransient => None,
         };
         if let Some(reason) = give_up {
             return RetryDecision::GiveUp(reason);
         }
         let base = match class {
-            FailureClass::Throttled => self.throttle_delay(attempt, rng),
+            FailureClass::Throttled | FailureClass::Overloaded => self.throttle_delay(attempt, rng),
             _ => self.backoff(attempt, rng),
         };
         let delay = match retry_after {
@@ -406,7 +432,7 @@ impl RetryQuota {
     pub const fn cost(class: FailureClass) -> u32 {
         match class {
             FailureClass::Transient | FailureClass::ServerTransient => Self::RETRY_COST,
-            FailureClass::Throttled => Self::THROTTLE_COST,
+            FailureClass::Throttled | FailureClass::Overloaded => Self::THROTTLE_COST,
             FailureClass::AuthExpired | FailureClass::Permanent => 0,
         }
     }
@@ -668,10 +694,35 @@ mod tests {
                 GiveUp(GiveUpReason::Permanent),
             ),
             (response(401, None), Permanent, GiveUp(GiveUpReason::Permanent), GiveUp(GiveUpReason::Permanent)),
-            // Standard throttling statuses.
-            (response(429, None), Throttled, throttle, throttle),
-            (hinted(429, 1), Throttled, throttle, throttle),
-            (hinted(503, 5), Throttled, RetryAfter(5 * SEC), RetryAfter(5 * SEC)),
+            // Standard load-shedding statuses without the platform's code prove nothing: the request may have
+            // been processed before a gateway answered, so only idempotent calls are resent.
+            (response(429, None), Overloaded, throttle, GiveUp(GiveUpReason::NotIdempotent)),
+            // A known code decides before the status: the platform's internal error is a server failure.
+            (response(429, Some("50252")), ServerTransient, backoff, GiveUp(GiveUpReason::NotIdempotent)),
+            (response(429, Some("999999")), Overloaded, throttle, GiveUp(GiveUpReason::NotIdempotent)),
+            (hinted(429, 1), Overloaded, throttle, GiveUp(GiveUpReason::NotIdempotent)),
+            (hinted(503, 5), Overloaded, RetryAfter(5 * SEC), GiveUp(GiveUpReason::NotIdempotent)),
+            (
+                Signal::Response { status: 503, error_code: Some("50252"), retry_after: Some(5 * SEC) },
+                Overloaded,
+                RetryAfter(5 * SEC),
+                GiveUp(GiveUpReason::NotIdempotent),
+            ),
+            // The platform's throttling code proves the refusal whatever the status and hint.
+            (
+                Signal::Response { status: 503, error_code: Some("1010009"), retry_after: Some(5 * SEC) },
+                Throttled,
+                RetryAfter(5 * SEC),
+                RetryAfter(5 * SEC),
+            ),
+            (
+                Signal::Response { status: 429, error_code: Some("1010009"), retry_after: Some(SEC) },
+                Throttled,
+                throttle,
+                throttle,
+            ),
+            // So does its rejected-token code.
+            (response(500, Some("1010005")), AuthExpired, RenewTokenAndRetry, RenewTokenAndRetry),
             // Server errors that may have done the work.
             (response(500, None), ServerTransient, backoff, GiveUp(GiveUpReason::NotIdempotent)),
             (response(500, Some("50252")), ServerTransient, backoff, GiveUp(GiveUpReason::NotIdempotent)),
@@ -700,6 +751,7 @@ mod tests {
                 GiveUp(GiveUpReason::Permanent),
                 GiveUp(GiveUpReason::Permanent),
             ),
+            (response(400, None), Permanent, GiveUp(GiveUpReason::Permanent), GiveUp(GiveUpReason::Permanent)),
             (Signal::Decode, Permanent, GiveUp(GiveUpReason::Permanent), GiveUp(GiveUpReason::Permanent)),
         ];
         for (signal, class, idempotent, not_idempotent) in table {
@@ -719,7 +771,9 @@ mod tests {
         assert_eq!(policy.throttle_cap, 60 * SEC);
         assert_eq!(policy.jitter, Jitter::Full);
         let disabled = RetryPolicy::disabled();
-        for class in [FailureClass::Transient, FailureClass::Throttled, FailureClass::ServerTransient] {
+        for class in
+            [FailureClass::Transient, FailureClass::Throttled, FailureClass::Overloaded, FailureClass::ServerTransient]
+        {
             assert_eq!(
                 disabled.decide(1, class, true, None, false, &mut Fixed(0)),
                 RetryDecision::GiveUp(GiveUpReason::MaxAttempts)
@@ -974,6 +1028,7 @@ mod tests {
         assert!(!quota.try_acquire(FailureClass::Transient));
         assert_eq!(quota.available(), 2);
         assert!(quota.try_acquire(FailureClass::Throttled));
+        assert_eq!(RetryQuota::cost(FailureClass::Overloaded), RetryQuota::THROTTLE_COST);
         assert!(quota.try_acquire(FailureClass::AuthExpired));
         assert!(quota.try_acquire(FailureClass::Permanent));
         assert_eq!(quota.available(), 1);
@@ -1005,6 +1060,14 @@ mod tests {
         let mut call = RetryCall::new(policy, true);
         let busy = Signal::Response { status: 503, error_code: None, retry_after: Some(7 * SEC) };
         assert_eq!(call.on_failure(&busy, None, &mut rng), RetryDecision::RetryAfter(7 * SEC));
+        // A create is not resent on the hint alone, and nothing is charged to the quota.
+        let mut create = RetryCall::new(policy, false);
+        let mut quota = RetryQuota::default();
+        assert_eq!(
+            create.on_failure(&busy, Some(&mut quota), &mut rng),
+            RetryDecision::GiveUp(GiveUpReason::NotIdempotent)
+        );
+        assert_eq!(quota.available(), RetryQuota::DEFAULT_CAPACITY);
     }
 
     #[test]

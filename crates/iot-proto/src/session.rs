@@ -250,6 +250,17 @@ impl TokenSession {
         RejectDecision::RenewAndRetry
     }
 
+    /// Records that the application asked for a new access token now, whatever the current one's deadlines.
+    ///
+    /// The current access token stops being handed out, so the next poll asks for a refresh while the refresh
+    /// token is usable, and for a login otherwise (or when there is no token at all). Leases handed out before
+    /// keep their generation, so a later rejection of one of them does not cause a second renewal.
+    pub fn handle_renewal_requested(&mut self) {
+        if let Some(access) = &mut self.access {
+            access.rejected = true;
+        }
+    }
+
     /// Forgets both tokens, for example after an explicit logout; the generation keeps growing from
     /// where it was so leases handed out earlier stay recognisably old.
     pub fn handle_logout(&mut self) {
@@ -654,5 +665,37 @@ mod tests {
             assert!(!shown.contains("SENTINEL"), "{shown}");
             assert!(shown.contains("[redacted]"), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_requested_renewal_refreshes_or_logs_in() {
+        let start = Instant::now();
+        // No token: a login, and the request changes nothing.
+        let mut session = TokenSession::new(SessionConfig::default());
+        session.handle_renewal_requested();
+        assert!(matches!(session.poll(start), SessionAction::Login));
+        assert_eq!(session.state(start), SessionState::NoToken);
+
+        // A valid pair: the refresh token is used, and the generation grows only when the new token arrives.
+        session.handle_login(start, access(1), Some(refresh(1)), HOUR);
+        assert!(matches!(session.poll(start), SessionAction::Ready(_)));
+        session.handle_renewal_requested();
+        match session.poll(start) {
+            SessionAction::Refresh(token) => assert_eq!(token.expose_secret(), refresh(1).expose_secret()),
+            other => panic!("expected a refresh, got {other:?}"),
+        }
+        assert_eq!(session.generation(), 1);
+        session.handle_refresh(start, access(2), None, HOUR);
+        assert_eq!(session.generation(), 2);
+        assert!(matches!(session.poll(start), SessionAction::Ready(lease) if lease.generation == 2));
+        // A rejection of a lease from before the renewal does not renew again.
+        assert_eq!(session.handle_rejected(1), RejectDecision::RetryWithCurrent);
+        assert!(matches!(session.poll(start), SessionAction::Ready(_)));
+
+        // Without a refresh token: a login.
+        let mut session = TokenSession::new(SessionConfig::default());
+        session.handle_login(start, access(1), None, HOUR);
+        session.handle_renewal_requested();
+        assert!(matches!(session.poll(start), SessionAction::Login));
     }
 }

@@ -21,8 +21,8 @@ use tokio::task::JoinSet;
 
 use crate::support::{
     APP_ID, Call, HOUR, Kind, Platform, RecordingSleeper, SECRET, SilentListener, access_token, api_error,
-    assert_error_hides_secrets, assert_hidden, bounded, client, config, ok, operation, refresh_token, token_answer,
-    tokens,
+    assert_error_hides_secrets, assert_hidden, bounded, client, config, hang_up, ok, operation, refresh_token,
+    token_answer, tokens,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -42,6 +42,7 @@ const _: fn(Client) = |client| {
     sendable(&client.query_upgrade_task(&query));
     sendable(&client.login());
     sendable(&client.logout());
+    sendable(&client.renew_token());
     sendable(&client.pages(QueryUpgradeTaskList::new()));
     sendable(&client.items(QueryUpgradeTaskList::new()));
     error_like::<Error>();
@@ -129,10 +130,10 @@ async fn a_non_idempotent_post_gives_up_after_the_first_server_error() {
 
         let result = client.create_software_upgrade_task(&create_task()).await;
 
-        let err = result.as_ref().map(|_| ()).unwrap_err();
+        let err = result.unwrap_err();
         assert!(err.request_may_have_been_sent());
-        assert_error_hides_secrets(err);
-        let api = platform_error(result);
+        assert_may_exist(&err, "CreateSoftwareUpgradeTask");
+        let api = err.api().expect("the platform's answer inside");
         assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(api.code, Some(ErrorCode::InternalError));
         assert_eq!(platform.log().count(Kind::Api), 1);
@@ -224,6 +225,9 @@ async fn persistent_throttling_surfaces_as_throttling_without_renewing_the_token
 
         let err = result.as_ref().map(|_| ()).unwrap_err();
         assert!(err.is_retryable());
+        // The platform refused every attempt unprocessed: the task certainly does not exist.
+        assert!(!err.outcome_unknown());
+        assert!(!err.platform_may_have_acted());
         assert_error_hides_secrets(err);
         let api = platform_error(result);
         assert!(api.is_throttled());
@@ -235,6 +239,281 @@ async fn persistent_throttling_surfaces_as_throttling_without_renewing_the_token
         assert_eq!(platform.log().count(Kind::Refresh), 0);
         assert_eq!(sleeper.delays().len(), attempts - 1);
         assert_eq!(client.session_state().await, SessionState::Valid);
+        platform.stop().await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Creates are not resent on a guess
+
+/// Asserts that `err` is the typed "the task may exist" error of a create, hiding secrets.
+fn assert_may_exist(err: &Error, endpoint: &str) {
+    assert!(err.outcome_unknown(), "{err:?}");
+    assert!(matches!(err, Error::OutcomeUnknown { endpoint: e, .. } if *e == endpoint), "{err:?}");
+    assert!(err.platform_may_have_acted(), "{err:?}");
+    assert!(err.request_may_have_been_sent(), "{err:?}");
+    assert!(!err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("the task may exist"), "{err}");
+    assert!(!err.cause().outcome_unknown(), "{err:?}");
+    assert!(std::error::Error::source(err).is_some(), "{err:?}");
+    assert_error_hides_secrets(err);
+}
+
+/// A fixed answer of the fake platform.
+type Answer = fn() -> Response<Vec<u8>>;
+
+/// Runs one create against a platform that answers every business call with `answer`, and returns the error
+/// with the number of business requests the platform received.
+async fn failed_create(answer: Answer) -> (Error, usize, Vec<Duration>) {
+    let platform = Platform::start(move |call| match call.kind {
+        Kind::Api => answer(),
+        _ => tokens(call),
+    })
+    .await;
+    let (client, sleeper) = client(&platform);
+    let err = client.create_software_upgrade_task(&create_task()).await.unwrap_err();
+    let requests = platform.log().count(Kind::Api);
+    platform.stop().await;
+    (err, requests, sleeper.delays())
+}
+
+fn status_only(status: StatusCode) -> Response<Vec<u8>> {
+    Response::builder().status(status).body(Vec::new()).unwrap()
+}
+
+#[tokio::test]
+async fn a_create_is_sent_once_when_the_answer_does_not_prove_a_refusal() {
+    bounded(async {
+        let answers: [(&str, Answer, Option<StatusCode>); 6] = [
+            ("429 without a code", || status_only(StatusCode::TOO_MANY_REQUESTS), Some(StatusCode::TOO_MANY_REQUESTS)),
+            (
+                "503 with Retry-After",
+                || {
+                    Response::builder()
+                        .status(StatusCode::SERVICE_UNAVAILABLE)
+                        .header("retry-after", "1")
+                        .body(Vec::new())
+                        .unwrap()
+                },
+                Some(StatusCode::SERVICE_UNAVAILABLE),
+            ),
+            (
+                "502 html page from a proxy",
+                || {
+                    Response::builder()
+                        .status(StatusCode::BAD_GATEWAY)
+                        .header("content-type", "text/html")
+                        .body(b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec())
+                        .unwrap()
+                },
+                Some(StatusCode::BAD_GATEWAY),
+            ),
+            (
+                "500 with the platform's internal error",
+                || api_error(ErrorCode::InternalError, "internal error"),
+                Some(StatusCode::INTERNAL_SERVER_ERROR),
+            ),
+            (
+                "500 with a code the platform does not document",
+                || {
+                    Response::builder()
+                        .status(StatusCode::INTERNAL_SERVER_ERROR)
+                        .header("content-type", "application/json")
+                        .body(br#"{"error_code":"999999","error_desc":"boom"}"#.to_vec())
+                        .unwrap()
+                },
+                Some(StatusCode::INTERNAL_SERVER_ERROR),
+            ),
+            ("200 that cannot be decoded", || Response::new(b"{\"operationId\": 42}".to_vec()), None),
+        ];
+        for (what, answer, status) in answers {
+            let (err, requests, delays) = failed_create(answer).await;
+            assert_eq!(requests, 1, "{what}: exactly one request may reach the platform");
+            assert!(delays.is_empty(), "{what}: {delays:?}");
+            assert_may_exist(&err, "CreateSoftwareUpgradeTask");
+            assert_eq!(err.api().map(|api| api.status), status, "{what}: {err:?}");
+            if status.is_none() {
+                assert!(matches!(err.cause(), Error::Decode(_)), "{what}: {err:?}");
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_create_whose_connection_breaks_after_the_body_is_sent_once() {
+    bounded(async {
+        let platform = Platform::start_async(|call: Call| async move {
+            match call.kind {
+                Kind::Api => hang_up(),
+                _ => tokens(&call),
+            }
+        })
+        .await;
+        let (client, sleeper) = client(&platform);
+
+        let err = client.create_software_upgrade_task(&create_task()).await.unwrap_err();
+
+        assert_may_exist(&err, "CreateSoftwareUpgradeTask");
+        assert!(
+            matches!(err.cause(), Error::Transport(TransportError::Io { request_may_have_been_sent: true, .. })),
+            "{err:?}"
+        );
+        assert_eq!(platform.log().count(Kind::Api), 1);
+        // The platform read the whole body before the connection broke.
+        let body = platform.log().of(Kind::Api)[0].body.clone();
+        assert!(body.ends_with(b"}") && body.windows(6).any(|w| w == b"file-1"), "{body:?}");
+        assert!(sleeper.delays().is_empty());
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_create_that_times_out_after_the_body_is_sent_once() {
+    bounded(async {
+        let platform = Platform::start_async(|call: Call| async move {
+            match call.kind {
+                Kind::Api => std::future::pending().await,
+                _ => tokens(&call),
+            }
+        })
+        .await;
+        let sleeper = RecordingSleeper::default();
+        let mut config = config(&platform.base_url(), &sleeper);
+        config.transport.request_timeout = Duration::from_millis(200);
+        let client = Client::new(config).unwrap();
+
+        let err = client.create_software_upgrade_task(&create_task()).await.unwrap_err();
+
+        assert_may_exist(&err, "CreateSoftwareUpgradeTask");
+        assert!(
+            matches!(err.cause(), Error::Timeout(Some(TransportError::Timeout { phase: TimeoutPhase::Response, .. }))),
+            "{err:?}"
+        );
+        assert_eq!(platform.log().count(Kind::Api), 1);
+        assert!(platform.log().of(Kind::Api)[0].body.ends_with(b"}"));
+        assert!(sleeper.delays().is_empty());
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_call_deadline_during_a_create_attempt_says_the_task_may_exist() {
+    bounded(async {
+        let platform = Platform::start_async(|call: Call| async move {
+            match call.kind {
+                Kind::Api => std::future::pending().await,
+                _ => tokens(&call),
+            }
+        })
+        .await;
+        let sleeper = RecordingSleeper::default();
+        let client =
+            Client::new(config(&platform.base_url(), &sleeper).with_call_timeout(Duration::from_millis(300))).unwrap();
+        client.login().await.unwrap();
+
+        let err = client.create_software_upgrade_task(&create_task()).await.unwrap_err();
+
+        assert_may_exist(&err, "CreateSoftwareUpgradeTask");
+        assert!(matches!(err.cause(), Error::Timeout(None)), "{err:?}");
+        assert_eq!(platform.log().count(Kind::Api), 1);
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_throttled_create_is_resent_and_succeeds() {
+    bounded(async {
+        let platform = Platform::start(|call| match call.kind {
+            Kind::Api if call.n == 0 => api_error(ErrorCode::Throttled, "over the call rate"),
+            Kind::Api => {
+                ok::<CreateSoftwareUpgradeTask>(&CreateUpgradeTaskResponse::new(OperationId::new("op-7").unwrap()))
+            }
+            _ => tokens(call),
+        })
+        .await;
+        let (client, sleeper) = client(&platform);
+
+        let created = client.create_software_upgrade_task(&create_task()).await.unwrap();
+
+        assert_eq!(created.operation_id.as_str(), "op-7");
+        assert_eq!(platform.log().kinds(), [Kind::Login, Kind::Api, Kind::Api]);
+        let delays = sleeper.delays();
+        assert_eq!(delays.len(), 1, "{delays:?}");
+        assert!(delays[0] >= client.config().retry.throttle_floor, "{delays:?}");
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_create_with_a_rejected_token_is_renewed_and_resent_once() {
+    bounded(async {
+        let platform = Platform::start(|call| match call.kind {
+            Kind::Api if call.n == 0 => api_error(ErrorCode::TokenInvalid, "token expired"),
+            Kind::Api => {
+                ok::<CreateSoftwareUpgradeTask>(&CreateUpgradeTaskResponse::new(OperationId::new("op-8").unwrap()))
+            }
+            _ => tokens(call),
+        })
+        .await;
+        let (client, sleeper) = client(&platform);
+
+        let created = client.create_software_upgrade_task(&create_task()).await.unwrap();
+
+        assert_eq!(created.operation_id.as_str(), "op-8");
+        let log = platform.log();
+        assert_eq!(log.kinds(), [Kind::Login, Kind::Api, Kind::Refresh, Kind::Api]);
+        assert_eq!(log.of(Kind::Api)[1].bearer(), Some(access_token(2).as_str()));
+        assert!(sleeper.delays().is_empty());
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_create_refused_with_a_platform_code_certainly_did_not_create_the_task() {
+    bounded(async {
+        let answers: [(&str, Answer); 4] = [
+            ("403 1010009", || api_error(ErrorCode::Throttled, "over the call rate")),
+            ("403 1010005", || api_error(ErrorCode::TokenInvalid, "token invalid")),
+            ("400 123022", || api_error(ErrorCode::NoTargets, "no targets")),
+            ("404 123002", || api_error(ErrorCode::DeviceOrPackageNotFound, "no such package")),
+        ];
+        for (what, answer) in answers {
+            let (err, _, _) = failed_create(answer).await;
+            assert!(!err.outcome_unknown(), "{what}: {err:?}");
+            assert!(!err.platform_may_have_acted(), "{what}: {err:?}");
+            assert!(matches!(err, Error::Platform(_)), "{what}: {err:?}");
+            assert!(!err.to_string().contains("may exist"), "{what}: {err}");
+        }
+
+        // Nothing reached the platform: a refused connection.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let sleeper = RecordingSleeper::default();
+        let client =
+            Client::new(config(&format!("http://{addr}"), &sleeper).with_retry(RetryPolicy::disabled())).unwrap();
+        let err = client.create_software_upgrade_task(&create_task()).await.unwrap_err();
+        assert!(matches!(err, Error::Connect(_)), "{err:?}");
+        assert!(!err.outcome_unknown() && !err.platform_may_have_acted(), "{err:?}");
+
+        // A request that breaks the contract never exists.
+        let platform = Platform::start(tokens).await;
+        let (client, _sleeper) = crate::support::client(&platform);
+        let invalid = CreateSoftwareUpgradeTask::new(CreateUpgradeTask::new(
+            FileId::new("file-1").unwrap(),
+            OperateDevices::new(),
+        ));
+        let err = client.create_software_upgrade_task(&invalid).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+        assert!(!err.outcome_unknown() && !err.platform_may_have_acted(), "{err:?}");
+        assert_eq!(platform.log().count(Kind::Api), 0);
         platform.stop().await;
     })
     .await;
@@ -437,6 +716,119 @@ async fn a_refused_refresh_falls_back_to_a_login() {
     .await;
 }
 
+#[tokio::test]
+async fn renew_token_refreshes_the_current_pair() {
+    bounded(async {
+        let platform = Platform::start(|call| match call.kind {
+            Kind::Api => ok::<QueryUpgradeTask>(&operation("op-1")),
+            _ => tokens(call),
+        })
+        .await;
+        let (client, sleeper) = client(&platform);
+        client.query_upgrade_task(&query()).await.unwrap();
+
+        client.renew_token().await.unwrap();
+        assert_eq!(client.session_state().await, SessionState::Valid);
+        client.query_upgrade_task(&query()).await.unwrap();
+
+        let log = platform.log();
+        assert_eq!(log.kinds(), [Kind::Login, Kind::Api, Kind::Refresh, Kind::Api]);
+        assert!(
+            log.of(Kind::Refresh)[0].body.windows(refresh_token(1).len()).any(|w| w == refresh_token(1).as_bytes())
+        );
+        assert_eq!(log.of(Kind::Api)[1].bearer(), Some(access_token(2).as_str()));
+        assert!(sleeper.delays().is_empty());
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn renew_token_logs_in_without_a_token_or_when_the_refresh_is_refused() {
+    bounded(async {
+        let platform = Platform::start(|call| match call.kind {
+            Kind::Refresh => api_error(ErrorCode::InvalidRefreshInput, "unknown refresh token"),
+            Kind::Api => ok::<QueryUpgradeTask>(&operation("op-1")),
+            _ => tokens(call),
+        })
+        .await;
+        let (client, _sleeper) = client(&platform);
+
+        // No token yet: a login.
+        client.renew_token().await.unwrap();
+        assert_eq!(platform.log().kinds(), [Kind::Login]);
+        // A refused refresh token falls back to a login.
+        client.renew_token().await.unwrap();
+        assert_eq!(platform.log().kinds(), [Kind::Login, Kind::Refresh, Kind::Login]);
+        client.query_upgrade_task(&query()).await.unwrap();
+        assert_eq!(platform.log().of(Kind::Api)[0].bearer(), Some(access_token(3).as_str()));
+
+        // A failed renewal surfaces its error.
+        let silent = SilentListener::start().await;
+        let sleeper = RecordingSleeper::default();
+        let mut config = config(&format!("http://{}", silent.addr), &sleeper).with_retry(RetryPolicy::disabled());
+        config.transport = config.transport.with_request_timeout(Duration::from_millis(200));
+        let offline = Client::new(config).unwrap();
+        let err = offline.renew_token().await.unwrap_err();
+        assert!(matches!(err, Error::Timeout(Some(_))), "{err:?}");
+        assert_error_hides_secrets(&err);
+        silent.stop().await;
+        platform.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_made_during_renew_token_wait_for_it_and_use_the_new_token() {
+    bounded(async {
+        let held = Arc::new(Notify::new());
+        let release = Arc::new(Notify::new());
+        let (arrived, go) = (held.clone(), release.clone());
+        let platform = Platform::start_async(move |call: Call| {
+            let (arrived, go) = (arrived.clone(), go.clone());
+            async move {
+                match call.kind {
+                    Kind::Refresh => {
+                        arrived.notify_one();
+                        go.notified().await;
+                        tokens(&call)
+                    }
+                    Kind::Api => ok::<QueryUpgradeTask>(&operation("op-1")),
+                    _ => tokens(&call),
+                }
+            }
+        })
+        .await;
+        let (client, _sleeper) = client(&platform);
+        client.login().await.unwrap();
+
+        let renewing = tokio::spawn({
+            let client = client.clone();
+            async move { client.renew_token().await }
+        });
+        held.notified().await;
+        // The refresh is on the wire and holds the session lock: these calls must wait for it.
+        let mut calls = JoinSet::new();
+        for _ in 0..CALLS {
+            let client = client.clone();
+            calls.spawn(async move { client.query_upgrade_task(&query()).await });
+        }
+        release.notify_one();
+        renewing.await.unwrap().unwrap();
+        while let Some(result) = calls.join_next().await {
+            result.unwrap().unwrap();
+        }
+
+        let log = platform.log();
+        assert_eq!(log.count(Kind::Login), 1);
+        assert_eq!(log.count(Kind::Refresh), 1);
+        assert_eq!(log.count(Kind::Api), CALLS);
+        assert!(log.of(Kind::Api).iter().all(|s| s.bearer() == Some(access_token(2).as_str())));
+        platform.stop().await;
+    })
+    .await;
+}
+
 /// Runs `call` until the server reports that the request it holds has arrived, then drops the call
 /// mid-flight; waiting for the report rather than a fixed time keeps this right on a loaded machine.
 async fn drop_once_held<T: std::fmt::Debug>(call: impl Future<Output = T>, held: &Notify) {
@@ -631,9 +1023,9 @@ async fn an_answer_over_the_body_limit_is_a_transport_error() {
         })
         .await;
         let sleeper = RecordingSleeper::default();
-        let mut config = config(&platform.base_url(), &sleeper);
-        config.transport.max_body_bytes = MIB;
-        let client = Client::new(config).unwrap();
+        let config = config(&platform.base_url(), &sleeper);
+        let transport = config.transport.clone().with_max_body_bytes(MIB);
+        let client = Client::new(config.with_transport(transport)).unwrap();
 
         let err = client.query_upgrade_task(&query()).await.unwrap_err();
 

@@ -8,9 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use iot_hyper::{Client, ClientConfig, Sleeper, TransportConfig};
-use iot_model::{
-    AppId, AppSecret, BatchTaskRequest, BatchTaskType, CategoryInfo, Command, DeviceCmdParam, DeviceId, FileType, Json,
-};
+use iot_model::{AppId, AppSecret, BatchTaskRequest, CategoryInfo, Command, DeviceCmdParam, DeviceId, FileType};
 use iot_proto::{BaseUrl, CreateBatchTask};
 use iot_sim::embedded::{EmbeddedOptions, EmbeddedSim};
 use iot_sim::sim::{DEFAULT_APP_ID, DEFAULT_SECRET, SimConfig};
@@ -86,11 +84,8 @@ pub fn biggest_kind(sim: &EmbeddedSim, file_type: FileType) -> (Vec<DeviceId>, C
 
 /// A `DeviceCmd` batch task of the default app sending `Maintenance.REBOOT` to the devices `param` selects.
 pub fn reboot_task(name: &str, param: DeviceCmdParam) -> CreateBatchTask {
-    let Json::Object(param) = serde_json::to_value(&param).expect("a param serialises") else {
-        panic!("a DeviceCmd param is a JSON object");
-    };
     let app = AppId::new(DEFAULT_APP_ID).expect("a valid app id");
-    CreateBatchTask::new(BatchTaskRequest::new(app, 30, name.to_owned(), BatchTaskType::DeviceCmd, param))
+    CreateBatchTask::new(BatchTaskRequest::device_cmd(app, 30, name, param))
 }
 
 /// The reboot command of [`reboot_task`].

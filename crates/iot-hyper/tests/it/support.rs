@@ -1,7 +1,6 @@
 //! Helpers of the client tests: a scripted fake platform that logs every request, a sleeper that records
 //! instead of sleeping, client builders, and checks that secrets stay out of printed errors.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -273,6 +272,15 @@ impl Drop for HeldServer {
     }
 }
 
+/// The header that marks a [`hang_up`] answer; it never reaches the client.
+const HANG_UP: &str = "x-test-hang-up";
+
+/// An answer that [`Platform::start_async`] turns into closing the connection without a response, after the
+/// whole request (body included) was read: the client sees a connection broken after sending.
+pub fn hang_up() -> Response<Vec<u8>> {
+    Response::builder().header(HANG_UP, "1").body(Vec::new()).unwrap()
+}
+
 async fn serve(stream: TcpStream, handler: AsyncHandler) {
     let service = service_fn(move |req: Request<Incoming>| {
         let handler = handler.clone();
@@ -280,7 +288,11 @@ async fn serve(stream: TcpStream, handler: AsyncHandler) {
             let (parts, body) = req.into_parts();
             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             let answer = handler(Request::from_parts(parts, body)).await;
-            Ok::<_, Infallible>(answer.map(|b| Full::new(Bytes::from(b))))
+            if answer.headers().contains_key(HANG_UP) {
+                // A service error makes hyper drop the connection without writing a response.
+                return Err("hang up");
+            }
+            Ok::<_, &str>(answer.map(|b| Full::new(Bytes::from(b))))
         }
     });
     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
@@ -336,9 +348,9 @@ impl Sleeper for RecordingSleeper {
 
 /// A configuration for `base_url` with short timeouts, the default retry policy and `sleeper`.
 pub fn config(base_url: &str, sleeper: &RecordingSleeper) -> ClientConfig {
-    let mut transport = TransportConfig::default();
-    transport.connect_timeout = Duration::from_secs(2);
-    transport.request_timeout = Duration::from_secs(5);
+    let transport = TransportConfig::default()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_request_timeout(Duration::from_secs(5));
     ClientConfig::new(BaseUrl::parse(base_url).unwrap(), AppId::new(APP_ID).unwrap(), AppSecret::new(SECRET))
         .with_transport(transport)
         .with_call_timeout(Duration::from_secs(15))

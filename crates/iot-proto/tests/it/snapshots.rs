@@ -226,6 +226,44 @@ authorization: Bearer tok-123
 }
 
 #[test]
+fn filter_setters_take_str_and_string() {
+    let owned = String::from("WM-200");
+    let q = QueryUpgradeTaskList::new()
+        .with_device_type("Water Meter")
+        .with_model(owned.clone())
+        .with_manufacturer_name(&owned);
+    assert_eq!(q.device_type.as_deref(), Some("Water Meter"));
+    assert_eq!(q.model.as_deref(), Some("WM-200"));
+    assert_eq!(q.manufacturer_name.as_deref(), Some("WM-200"));
+    let p = QueryPackageList::new().with_device_type("Water Meter").with_version(String::from("V1"));
+    assert_eq!(p.device_type.as_deref(), Some("Water Meter"));
+    assert_eq!(p.version.as_deref(), Some("V1"));
+    snapshot(
+        q,
+        "GET https://iot.example.com:8743/iodm/northbound/v1.5.0/operations?deviceType=Water%20Meter&model=WM-200&manufacturerName=WM-200
+accept: application/json
+app_key: app-1
+authorization: Bearer tok-123
+
+",
+    );
+}
+
+#[test]
+fn a_typed_device_command_param_builds_the_same_request_as_a_hand_built_object() {
+    let param = DeviceCmdParam::new(DeviceCmdType::DeviceList, Command::new("Switch".to_owned(), "SET".to_owned()))
+        .with_device_list(vec![DeviceId::new("dev-1").unwrap()]);
+    let by_hand = serde_json::to_value(&param).unwrap().as_object().unwrap().clone();
+    let typed = BatchTaskRequest::device_cmd(AppId::new("app-1").unwrap(), 60, "lights", param);
+    let hand_built =
+        BatchTaskRequest::new(AppId::new("app-1").unwrap(), 60, "lights".to_owned(), BatchTaskType::DeviceCmd, by_hand);
+    let (app, tok) = (app_id(), token());
+    let typed = CreateBatchTask::new(typed).try_into_http_request(&base(), Some(auth(&app, &tok))).unwrap();
+    let hand_built = CreateBatchTask::new(hand_built).try_into_http_request(&base(), Some(auth(&app, &tok))).unwrap();
+    assert_eq!(render(&typed), render(&hand_built));
+}
+
+#[test]
 fn create_batch_task_with_a_device_command() {
     let mut command = Command::new("Switch".to_owned(), "SET".to_owned());
     command.paras = Some(serde_json::json!({"state": "on"}).as_object().unwrap().clone());

@@ -324,10 +324,10 @@ fn the_task_list_filters_and_keeps_creation_order() {
         ids(QueryUpgradeTaskList::new().with_operation_type(OperateType::SoftwareUpgrade), &mut h),
         vec![b.clone()]
     );
-    assert_eq!(ids(QueryUpgradeTaskList::new().with_device_type("WaterMeter".into()), &mut h), [a.clone(), c.clone()]);
-    assert_eq!(ids(QueryUpgradeTaskList::new().with_model("SD-10".into()), &mut h), vec![b.clone()]);
+    assert_eq!(ids(QueryUpgradeTaskList::new().with_device_type("WaterMeter"), &mut h), [a.clone(), c.clone()]);
+    assert_eq!(ids(QueryUpgradeTaskList::new().with_model("SD-10"), &mut h), vec![b.clone()]);
     assert_eq!(
-        ids(QueryUpgradeTaskList::new().with_manufacturer_name("Acme Metering".into()), &mut h),
+        ids(QueryUpgradeTaskList::new().with_manufacturer_name("Acme Metering"), &mut h),
         [a.clone(), c.clone()]
     );
     assert_eq!(
@@ -357,8 +357,7 @@ fn packages_can_be_listed_filtered_read_and_deleted() {
         h.call(&QueryPackageList::new().with_file_type(FileType::FirmwarePackage).with_page_size(100)).unwrap();
     assert!(!firmware.data.is_empty());
     assert!(firmware.data.iter().all(|p| p.file_type == Some(FileType::FirmwarePackage)));
-    let meters =
-        h.call(&QueryPackageList::new().with_device_type("WaterMeter".into()).with_version("V2.0.0".into())).unwrap();
+    let meters = h.call(&QueryPackageList::new().with_device_type("WaterMeter").with_version("V2.0.0")).unwrap();
     assert_eq!(meters.data.len(), 1);
     let first = all.data[0].clone();
     assert_eq!(h.call(&QueryPackage::new(first.file_id.clone())).unwrap(), first);
