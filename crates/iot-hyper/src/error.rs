@@ -45,6 +45,14 @@ pub enum Error {
     /// A paged walk could not start (page size outside the endpoint's limits).
     #[error("invalid paging")]
     Paging(#[source] iot_proto::pager::PagerError),
+    /// A paged walk failed: the platform's pages do not add up (a page repeated or answered for another page
+    /// number, a shrinking or unreached `totalCount`, the page guard). Items may have been lost or repeated, so
+    /// the walk ends with this error, never as a complete listing.
+    #[error("the paged walk failed; the listing may be incomplete")]
+    Walk(#[source] iot_proto::pager::WalkError),
+    /// One item of a page could not be read; the walk yields it in the item's place and goes on.
+    #[error("an item of the page could not be read")]
+    Item(#[source] iot_model::RejectedItem),
     /// A call that is not idempotent failed after its request may have reached the platform, and the platform
     /// did not prove that it refused it: the task it creates may exist.
     ///
@@ -75,6 +83,8 @@ impl Error {
             | Self::Tls(_)
             | Self::Decode(_)
             | Self::Paging(_)
+            | Self::Walk(_)
+            | Self::Item(_)
             | Self::OutcomeUnknown { .. } => false,
         }
     }
@@ -85,7 +95,7 @@ impl Error {
             Self::Invalid(_) | Self::Config(_) | Self::Connect(_) | Self::Paging(_) => false,
             Self::Tls(t) | Self::Transport(t) => t.request_may_have_been_sent(),
             Self::Timeout(t) => t.as_ref().is_none_or(TransportError::request_may_have_been_sent),
-            Self::Platform(_) | Self::Decode(_) | Self::OutcomeUnknown { .. } => true,
+            Self::Platform(_) | Self::Decode(_) | Self::Walk(_) | Self::Item(_) | Self::OutcomeUnknown { .. } => true,
         }
     }
 

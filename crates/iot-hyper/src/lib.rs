@@ -18,6 +18,7 @@ pub mod transport;
 
 pub use client::{Client, ClientConfig, Sleeper, TokioSleeper};
 pub use error::Error;
+pub use paging::{PageWalk, WalkOutcomeError};
 pub use tls::{Identity, Roots, TlsOptions};
 pub use transport::{TransportConfig, TransportError};
 

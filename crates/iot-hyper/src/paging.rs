@@ -1,53 +1,155 @@
-//! Paged walks as `Stream`s: page by page, or item by item with one page in memory at a time.
+//! Paged walks: a [`PageWalk`] you drive page by page and ask how it ended, and `Stream`s of pages or items
+//! built on it, with one page in memory at a time.
 //!
-//! A `Stream` (rather than an inherent `async fn next`) because it composes with the `futures` combinators
-//! users already know (`try_next`, `try_for_each`, `take`, `buffered`...), and `Stream` is the type every
-//! runtime's ecosystem accepts. The walk itself is iot-proto's [`Pager`]; this file only feeds it.
+//! A `Stream` (rather than only an inherent `async fn next`) because it composes with the `futures` combinators
+//! users already know (`try_next`, `try_for_each`, `take`...), and `Stream` is the type every runtime's
+//! ecosystem accepts. The walk's decisions (which page next, when the listing is complete, when the pages do
+//! not add up) are iot-proto's [`Walk`]; this file only feeds it.
 
 use futures_core::Stream;
-use futures_util::{StreamExt, TryStreamExt, stream};
-use iot_proto::pager::{PageRequest, Pager};
+use futures_util::{StreamExt, stream};
+use iot_proto::pager::{PageRequest, StopReason, Walk, WalkError};
 use iot_proto::{Page, Paged};
 
 use crate::{Client, Error};
 
+/// A paged walk driven by hand: call [`next_page`](Self::next_page) until it gives `None`, then read
+/// [`outcome`](Self::outcome) to learn why it stopped.
+///
+/// A walk ends in exactly one of two ways: complete (an empty page, a short page, or `totalCount` reached, with
+/// every promised item received) or an error, yielded as the walk's last page: [`Error::Walk`] when the pages
+/// do not add up (a page repeated or answered for another page number, `totalCount` shrinking or not reached,
+/// the page guard), or the call's own error.
+///
+/// ```no_run
+/// # async fn run(client: iot_hyper::Client) -> Result<(), iot_hyper::Error> {
+/// use iot_proto::{QuerySubOperations, pager::StopReason};
+/// let mut walk = client.walk(QuerySubOperations::new("operation-id".parse().unwrap()));
+/// while let Some(page) = walk.next_page().await {
+///     let page = page?;
+///     for rejected in &page.rejected {
+///         eprintln!("unreadable: {rejected}");
+///     }
+///     println!("{} subtasks", page.data.len());
+/// }
+/// assert!(matches!(walk.outcome(), Some(Ok(StopReason::EmptyPage | StopReason::ShortPage | StopReason::TotalReached))));
+/// # Ok(()) }
+/// ```
+pub struct PageWalk<E>
+where
+    E: Paged,
+    E::Response: Page,
+{
+    client: Client,
+    request: E,
+    walk: Result<Walk<<E::Response as Page>::Item>, Option<iot_proto::pager::PagerError>>,
+    failure: Option<WalkFailure>,
+}
+
+/// How a walk that did not complete ended, when the cause was the call rather than the pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WalkFailure {
+    Call,
+    Paging,
+}
+
+impl<E> std::fmt::Debug for PageWalk<E>
+where
+    E: Paged,
+    E::Response: Page,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageWalk").field("request", &self.request).finish_non_exhaustive()
+    }
+}
+
+impl<E> PageWalk<E>
+where
+    E: Paged + Sync,
+    E::Response: Page + Send,
+    <E::Response as Page>::Item: Clone + PartialEq,
+{
+    /// The next page, or `None` once the walk has ended; an error is the walk's last item.
+    pub async fn next_page(&mut self) -> Option<Result<E::Response, Error>> {
+        let walk = match &mut self.walk {
+            Ok(walk) => walk,
+            Err(e) => {
+                self.failure = Some(WalkFailure::Paging);
+                return e.take().map(|e| Err(Error::Paging(e)));
+            }
+        };
+        let PageRequest { page_no, page_size } = walk.next_request()?;
+        self.request.set_page(page_no, page_size);
+        match self.client.send(&self.request).await {
+            Ok(page) => match walk.handle_page(&page) {
+                Some(Err(e)) => Some(Err(Error::Walk(e))),
+                _ => Some(Ok(page)),
+            },
+            Err(e) => {
+                // The call failed: the walk cannot go on, and its outcome says so.
+                self.failure = Some(WalkFailure::Call);
+                self.walk = Err(None);
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// How the walk ended: `Ok` with the reason the listing is complete, `Err` with the reason it is not
+    /// (a call that failed is [`WalkError`]-less: see the error the walk yielded); `None` while it goes on.
+    pub fn outcome(&self) -> Option<Result<StopReason, WalkOutcomeError>> {
+        match (&self.walk, self.failure) {
+            (Ok(walk), _) => walk.outcome().map(|o| o.clone().map_err(WalkOutcomeError::Walk)),
+            (Err(_), Some(WalkFailure::Paging)) => Some(Err(WalkOutcomeError::Paging)),
+            (Err(_), _) => Some(Err(WalkOutcomeError::CallFailed)),
+        }
+    }
+}
+
+/// Why a [`PageWalk`] did not complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WalkOutcomeError {
+    /// The pages did not add up.
+    Walk(WalkError),
+    /// A call failed (the walk yielded its error).
+    CallFailed,
+    /// The walk could not start (page size outside the endpoint's limits).
+    Paging,
+}
+
 impl Client {
-    /// Walks every page of a paged query, starting at the request's `pageNo` (0 when unset), with its
-    /// `pageSize` (the family default when unset). The walk stops on an empty page, a short page, `totalCount`
-    /// reached, or the configured page guard; an error ends it after being yielded.
-    pub fn pages<E>(&self, request: E) -> impl Stream<Item = Result<E::Response, Error>> + Send + 'static
+    /// A paged walk of `request`, from its `pageNo` (0 when unset) with its `pageSize` (the family's default
+    /// when unset), driven by hand; see [`PageWalk`].
+    pub fn walk<E>(&self, request: E) -> PageWalk<E>
     where
-        E: Paged + Send + Sync + 'static,
-        E::Response: Page + Send,
+        E: Paged,
+        E::Response: Page,
+        <E::Response as Page>::Item: Clone + PartialEq,
     {
-        let start = Pager::new(
+        let walk = Walk::new(
             <E::Response as Page>::LIMITS,
             request.page_size(),
             request.page_no().unwrap_or(0),
             self.config().max_pages,
         )
-        .map_err(Error::Paging);
-        let client = self.clone();
-        let state = Some((client, request, start));
-        stream::unfold(state, |state| async move {
-            let (client, mut request, pager) = state?;
-            let mut pager = match pager {
-                Ok(p) => p,
-                Err(e) => return Some((Err(e), None)),
-            };
-            let PageRequest { page_no, page_size } = pager.next_request()?;
-            request.set_page(page_no, page_size);
-            match client.send(&request).await {
-                Ok(page) => {
-                    pager.handle_page(page.items().len(), page.total_count());
-                    Some((Ok(page), Some((client, request, Ok(pager)))))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
-        })
+        .map_err(Some);
+        PageWalk { client: self.clone(), request, walk, failure: None }
     }
 
-    /// Walks every item of a paged query, holding one page in memory at a time.
+    /// Walks every page of a paged query as a `Stream` (see [`PageWalk`] for how a walk ends). An error is the
+    /// stream's last item: a walk never ends normally after losing or repeating an item.
+    pub fn pages<E>(&self, request: E) -> impl Stream<Item = Result<E::Response, Error>> + Send + 'static
+    where
+        E: Paged + Send + Sync + 'static,
+        E::Response: Page + Send,
+        <E::Response as Page>::Item: Clone + PartialEq + Send,
+    {
+        stream::unfold(self.walk(request), |mut walk| async move { walk.next_page().await.map(|page| (page, walk)) })
+    }
+
+    /// Walks every item of a paged query, holding one page in memory at a time. An item the platform sent but
+    /// the reader could not read is yielded in its place as [`Error::Item`], and the walk goes on; an error of
+    /// the walk itself is the stream's last item.
     pub fn items<E>(
         &self,
         request: E,
@@ -55,8 +157,38 @@ impl Client {
     where
         E: Paged + Send + Sync + 'static,
         E::Response: Page + Send,
-        <E::Response as Page>::Item: Send,
+        <E::Response as Page>::Item: Clone + PartialEq + Send,
     {
-        self.pages(request).map_ok(|page| stream::iter(page.into_items().into_iter().map(Ok))).try_flatten().boxed()
+        self.pages(request)
+            .flat_map(|page| {
+                let items: Vec<Result<_, Error>> = match page {
+                    Ok(page) => in_place(page),
+                    Err(e) => vec![Err(e)],
+                };
+                stream::iter(items)
+            })
+            .boxed()
     }
+}
+
+/// The page's items in the order they were sent, each unreadable one as an [`Error::Item`] in its place.
+fn in_place<P: Page>(page: P) -> Vec<Result<P::Item, Error>> {
+    let rejected = page.rejected().to_vec();
+    if rejected.is_empty() {
+        return page.into_items().into_iter().map(Ok).collect();
+    }
+    let readable = page.into_items();
+    let mut out = Vec::with_capacity(readable.len() + rejected.len());
+    let mut readable = readable.into_iter();
+    let mut rejected = rejected.into_iter().peekable();
+    while out.len() < out.capacity() {
+        match rejected.peek() {
+            Some(r) if r.index == out.len() => out.extend(rejected.next().map(|r| Err(Error::Item(r)))),
+            _ => match readable.next() {
+                Some(item) => out.push(Ok(item)),
+                None => out.extend(rejected.next().map(|r| Err(Error::Item(r)))),
+            },
+        }
+    }
+    out
 }

@@ -292,6 +292,189 @@ fn checked_page_size(limits: PagingLimits, page_size: u32) -> Result<u32, PagerE
     Ok(page_size)
 }
 
+/// Why a paged walk failed instead of completing: each outcome means an item may have been lost or repeated,
+/// so none of them may pass for the end of the listing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalkError {
+    /// The walk handled as many pages as its guard allows and the listing was not finished.
+    #[error("the walk stopped at its guard of {pages} pages before the listing ended")]
+    PageGuard {
+        /// The guard.
+        pages: u32,
+    },
+    /// The next page number would not fit in a `u32`.
+    #[error("the page number ran out before the listing ended")]
+    PageNumberExhausted,
+    /// The server answered another page than the one asked for (it ignores or rewrites `pageNo`).
+    #[error("asked for page {asked}, the platform answered page {answered}")]
+    PageNumberMismatch {
+        /// The page asked for.
+        asked: u32,
+        /// The page the answer says it is.
+        answered: u32,
+    },
+    /// The page held the same items as the page before it (a server that ignores `pageNo`, say).
+    #[error("page {page_no} repeats the page before it")]
+    RepeatedPage {
+        /// The repeating page.
+        page_no: u32,
+    },
+    /// `totalCount` went down during the walk: items were removed, so later pages shifted and an item may
+    /// have been skipped.
+    #[error("the listing shrank from {was} to {now} items during the walk (at page {page_no})")]
+    TotalShrank {
+        /// The page that reported the lower count.
+        page_no: u32,
+        /// The count reported before.
+        was: u64,
+        /// The count reported now.
+        now: u64,
+    },
+    /// The listing ended (an empty or short page) before the items `totalCount` promised: the server cut the
+    /// walk short, or pages smaller than asked for.
+    #[error("the listing ended after {seen} of {total} items (at page {page_no})")]
+    Truncated {
+        /// The last page.
+        page_no: u32,
+        /// Items received.
+        seen: u64,
+        /// Items the platform reported.
+        total: u64,
+    },
+}
+
+/// A paged walk with integrity checks: a [`Pager`] that also reads each page's echo of `pageNo`, its
+/// `totalCount` and its first and last items, so that the walk ends in exactly one of two ways: complete
+/// ([`StopReason::EmptyPage`], [`StopReason::ShortPage`] or [`StopReason::TotalReached`], with every promised
+/// item received) or a [`WalkError`]. Sans-IO: ask [`next_request`](Self::next_request), feed each answer to
+/// [`handle_page`](Self::handle_page).
+///
+/// ```
+/// use iot_proto::pager::{StopReason, Walk, WalkError};
+/// use iot_proto::{Page, QueryUpgradeTaskList};
+/// use iot_model::{OperationId, OperationInfo, OperationPage};
+///
+/// let limits = <OperationPage as Page>::LIMITS;
+/// let item = |n: u32| OperationInfo::new(OperationId::new(format!("op-{n}")).unwrap());
+/// let mut walk = Walk::new(limits, Some(2), 0, 100)?;
+/// let request = walk.next_request().unwrap();
+/// walk.handle_page(&OperationPage::from_items(request.page_no, 2, 3, vec![item(0), item(1)]));
+/// // A server that ignores pageNo answers page 0 again.
+/// let request = walk.next_request().unwrap();
+/// let outcome = walk.handle_page(&OperationPage::from_items(0, 2, 3, vec![item(0), item(1)]));
+/// assert_eq!(outcome, Some(Err(WalkError::PageNumberMismatch { asked: request.page_no, answered: 0 })));
+/// assert!(walk.next_request().is_none());
+/// # Ok::<(), iot_proto::pager::PagerError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Walk<I> {
+    pager: Pager,
+    total: Option<u64>,
+    previous: Option<Signature<I>>,
+    outcome: Option<Result<StopReason, WalkError>>,
+}
+
+/// What tells one page from the next: its size and its first and last items (readable and not).
+#[derive(Clone, Debug, PartialEq)]
+struct Signature<I> {
+    count: usize,
+    first: Option<I>,
+    last: Option<I>,
+    rejected: Vec<iot_model::RejectedItem>,
+}
+
+impl<I: Clone + PartialEq> Walk<I> {
+    /// Starts a walk at `first_page` that handles at most `max_pages` pages (see [`Pager::new`]).
+    pub fn new(
+        limits: PagingLimits,
+        page_size: Option<u32>,
+        first_page: u32,
+        max_pages: u32,
+    ) -> Result<Self, PagerError> {
+        Ok(Self {
+            pager: Pager::new(limits, page_size, first_page, max_pages)?,
+            total: None,
+            previous: None,
+            outcome: None,
+        })
+    }
+
+    /// The page to fetch next, or `None` once the walk has an outcome. Call it before each request.
+    #[must_use]
+    pub fn next_request(&self) -> Option<PageRequest> {
+        match self.outcome {
+            Some(_) => None,
+            None => self.pager.next_request(),
+        }
+    }
+
+    /// Records the answer to the request from [`next_request`](Self::next_request); returns the walk's outcome
+    /// once it has one (and `None` while it goes on). Calls after the outcome are ignored.
+    pub fn handle_page<P: crate::endpoint::Page<Item = I>>(
+        &mut self,
+        page: &P,
+    ) -> Option<Result<StopReason, WalkError>> {
+        let asked = self.next_request()?;
+        self.outcome = self.judge(asked, page);
+        self.outcome.clone()
+    }
+
+    fn judge<P: crate::endpoint::Page<Item = I>>(
+        &mut self,
+        asked: PageRequest,
+        page: &P,
+    ) -> Option<Result<StopReason, WalkError>> {
+        let page_no = asked.page_no;
+        if let Some(answered) = page.page_no().filter(|n| *n != page_no) {
+            return Some(Err(WalkError::PageNumberMismatch { asked: page_no, answered }));
+        }
+        let signature = Signature {
+            count: page.item_count(),
+            first: page.items().first().cloned(),
+            last: page.items().last().cloned(),
+            rejected: page.rejected().to_vec(),
+        };
+        if signature.count > 0 && self.previous.as_ref() == Some(&signature) {
+            return Some(Err(WalkError::RepeatedPage { page_no }));
+        }
+        self.previous = Some(signature);
+        match (self.total, page.total_count()) {
+            (Some(was), Some(now)) if now < was => return Some(Err(WalkError::TotalShrank { page_no, was, now })),
+            // A higher count is new items arriving; the walk goes on to the new end.
+            (_, Some(now)) => self.total = Some(now),
+            (_, None) => {}
+        }
+        self.pager.handle_page(page.item_count(), self.total);
+        let seen = self.pager.items_seen();
+        match self.pager.stop_reason()? {
+            reason @ (StopReason::EmptyPage | StopReason::ShortPage) => match self.total {
+                Some(total) if seen < total => Some(Err(WalkError::Truncated { page_no, seen, total })),
+                _ => Some(Ok(reason)),
+            },
+            StopReason::TotalReached => Some(Ok(StopReason::TotalReached)),
+            StopReason::MaxPages => Some(Err(WalkError::PageGuard { pages: self.pager.pages_seen() })),
+            StopReason::PageNumberExhausted => Some(Err(WalkError::PageNumberExhausted)),
+        }
+    }
+
+    /// How the walk ended: `Ok` with the reason it is complete, or the error that stopped it; `None` while it
+    /// goes on.
+    pub fn outcome(&self) -> Option<&Result<StopReason, WalkError>> {
+        self.outcome.as_ref()
+    }
+
+    /// Items received so far (readable and not, duplicates included).
+    pub fn items_seen(&self) -> u64 {
+        self.pager.items_seen()
+    }
+
+    /// Pages handled so far.
+    pub fn pages_seen(&self) -> u32 {
+        self.pager.pages_seen()
+    }
+}
+
 /// The server side of paging: cuts page `page_no` (0 when absent) of `page_size` items (the family's default
 /// when absent) out of every matching item, and returns the page number, the page size, the total count and
 /// the page's items. A page past the end is empty. Page sizes beyond the limits are refused before this, by
