@@ -103,6 +103,9 @@ fn struct_def(o: &mut String, s: &StructDef) {
     );
     for f in &s.fields {
         doc_lines(o, &f.doc, f.quirk.as_deref());
+        if f.nullable {
+            o.push_str("///\n/// Written as `null` when absent, as the platform does.\n");
+        }
         let mut attrs = vec![format!("rename = {:?}", f.json)];
         for a in &f.aliases {
             attrs.push(format!("alias = {a:?}"));
@@ -113,7 +116,9 @@ fn struct_def(o: &mut String, s: &StructDef) {
         }
         if !f.required {
             attrs.push("default".into());
-            attrs.push("skip_serializing_if = \"Option::is_none\"".into());
+            if !f.nullable {
+                attrs.push("skip_serializing_if = \"Option::is_none\"".into());
+            }
             if secret {
                 attrs.push("serialize_with = \"crate::secret::serialize_exposed_opt\"".into());
             }
