@@ -60,7 +60,8 @@ impl Router {
     }
 
     /// Finds the endpoint for a method and a raw (still percent-encoded) path. One trailing slash is
-    /// accepted (`/tasks/` is `/tasks`), as the platform does; an empty segment anywhere else matches nothing.
+    /// accepted (`/tasks/` is `/tasks`) because real clients send it; an empty segment anywhere else matches
+    /// nothing.
     pub fn route(&self, method: &http::Method, path: &str) -> Result<RouteMatch, RouteError> {
         let segs = path_segments(path);
         let mut path_matched = false;
