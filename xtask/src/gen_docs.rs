@@ -27,6 +27,9 @@ fn constraints(f: &Field) -> String {
     if !f.aliases.is_empty() {
         c.push(format!("also read as {}", f.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")));
     }
+    if f.nullable {
+        c.push("`null` when absent".to_owned());
+    }
     if let Some(q) = &f.quirk {
         c.push(format!("quirk {q}"));
     }

@@ -139,7 +139,9 @@ fn write_attrs(f: &Field) -> Vec<String> {
     let secret = SECRETS.contains(&f.ty.as_str());
     let mut attrs = Vec::new();
     if !f.required {
-        attrs.push("skip_serializing_if = \"Option::is_none\"".into());
+        if !f.nullable {
+            attrs.push("skip_serializing_if = \"Option::is_none\"".into());
+        }
         if secret {
             attrs.push("serialize_with = \"crate::secret::serialize_exposed_opt\"".into());
         }
@@ -165,6 +167,9 @@ fn struct_def(o: &mut String, s: &StructDef) {
     );
     for f in &s.fields {
         doc_lines(o, &f.doc, f.quirk.as_deref());
+        if f.nullable {
+            o.push_str("///\n/// Written as `null` when absent, as the platform does.\n");
+        }
         let mut attrs = vec![format!("rename = {:?}", f.json)];
         if !mirrored {
             attrs.extend(read_attrs(&f.ty, presence(f)));

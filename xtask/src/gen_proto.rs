@@ -321,7 +321,10 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         .iter()
         .map(|p| {
             let loc = if p.location.as_deref() == Some("path") { "Path" } else { "Query" };
-            format!("ParamMeta {{ name: {:?}, location: ParamLocation::{loc}, required: {} }}", p.json, p.required)
+            format!(
+                "ParamMeta {{ name: {:?}, location: ParamLocation::{loc}, required: {}, code: {:?} }}",
+                p.json, p.required, p.code
+            )
         })
         .collect();
     let errors: Vec<String> = ep.errors.iter().map(|e| format!("{e:?}")).collect();

@@ -109,6 +109,9 @@ pub struct Field {
     pub required: bool,
     #[serde(default)]
     pub default: bool,
+    /// Written as `null` when absent instead of being left out (answers only; see the spec's header).
+    #[serde(default)]
+    pub nullable: bool,
     #[serde(default)]
     pub aliases: Vec<String>,
     #[serde(default)]
@@ -375,6 +378,9 @@ impl Spec {
                 if f.default && !f.required {
                     errs.push(format!("{owner}.{}: `default` needs `required`", f.json));
                 }
+                if f.nullable && f.required {
+                    errs.push(format!("{owner}.{}: `nullable` is for optional fields", f.json));
+                }
                 if SECRETS.contains(&t.leaf()) && t != Ty::Named(t.leaf().to_owned()) {
                     errs.push(format!("{owner}.{}: secrets cannot be nested in lists or maps", f.json));
                 }
@@ -455,6 +461,16 @@ impl Spec {
                         errs.push(format!("{owner}: a paged endpoint needs query param `{needed}`"));
                     }
                 }
+                // A page number or size the server cannot read is answered with the family's page-limit code.
+                let codes: Vec<Option<&String>> = ep
+                    .params
+                    .iter()
+                    .filter(|f| ["pageNo", "pageSize"].contains(&f.json.as_str()))
+                    .map(|f| f.code.as_ref())
+                    .collect();
+                if codes.iter().any(Option::is_none) || codes.windows(2).any(|w| w[0] != w[1]) {
+                    errs.push(format!("{owner}: `pageNo` and `pageSize` need the same page-limit `code`"));
+                }
             }
             for c in std::iter::once(&ep.rejection).chain(&ep.errors) {
                 if !codes.contains(c.as_str()) {
@@ -496,10 +512,47 @@ impl Spec {
                 if p.rust_name() == "body" {
                     errs.push(format!("{owner}: param name `body` is reserved"));
                 }
+                if p.nullable {
+                    errs.push(format!("{owner}: param `{}` cannot be `nullable`", p.json));
+                }
                 check_field(&owner, p, &mut errs);
             }
         }
+        // Requests are written canonically (absent fields left out), so nothing a request body reaches may
+        // be written as null.
+        for s in self.request_structs() {
+            for f in s.fields.iter().filter(|f| f.nullable) {
+                errs.push(format!(
+                    "struct `{}`: field `{}` is in a request body and cannot be `nullable`",
+                    s.name, f.json
+                ));
+            }
+        }
         if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// The structures a request body reaches, directly or through its fields.
+    fn request_structs(&self) -> Vec<&StructDef> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&str> =
+            self.endpoints.iter().filter_map(|e| e.body.as_ref()).map(|b| b.ty.as_str()).collect();
+        let mut found = Vec::new();
+        while let Some(name) = todo.pop() {
+            let Some(s) = self.struct_def(name) else { continue };
+            if !seen.insert(name) {
+                continue;
+            }
+            todo.extend(
+                s.fields
+                    .iter()
+                    .filter_map(|f| Ty::parse(&f.ty).ok())
+                    .map(|t| t.leaf().to_owned())
+                    .filter_map(|n| self.struct_def(&n))
+                    .map(|s| s.name.as_str()),
+            );
+            found.push(s);
+        }
+        found
     }
 }
 
@@ -535,11 +588,14 @@ mod tests {
         spec.enums[0].values[1].wire = spec.enums[0].values[0].wire.to_uppercase();
         spec.structs[0].fields[0].ty = "Missing".into();
         spec.endpoints[4].body = Some(BodyDef { kind: "json".into(), ty: "CategoryInfo".into() });
+        let targets = spec.structs.iter_mut().find(|s| s.name == "OperateDevices").unwrap();
+        targets.fields[0].nullable = true;
         let errs = spec.validate().unwrap_err();
         let all = errs.join("\n");
         assert!(all.contains("placeholders"), "{all}");
         assert!(all.contains("not unique"), "{all}");
         assert!(all.contains("does not exist"), "{all}");
         assert!(all.contains("has no body"), "{all}");
+        assert!(all.contains("`deviceGroups` is in a request body and cannot be `nullable`"), "{all}");
     }
 }

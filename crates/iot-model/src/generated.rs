@@ -803,7 +803,9 @@ pub struct OperationInfo {
     /// When the task stopped; null while it runs.
     ///
     /// Tolerates contract quirk 5.6.
-    #[serde(rename = "stopTime", default, skip_serializing_if = "Option::is_none")]
+    ///
+    /// Written as `null` when absent, as the platform does.
+    #[serde(rename = "stopTime", default)]
     pub stop_time: Option<crate::Timestamp>,
     /// Firmware or software upgrade.
     #[serde(rename = "operateType", default, skip_serializing_if = "Option::is_none")]
@@ -811,10 +813,12 @@ pub struct OperationInfo {
     /// The devices the task targets.
     #[serde(rename = "targets", default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<crate::OperateDevices>,
-    /// The task's policy; may be null.
+    /// The task's policy; null when it was created without one.
     ///
     /// Tolerates contract quirk 5.6.
-    #[serde(rename = "policy", default, skip_serializing_if = "Option::is_none")]
+    ///
+    /// Written as `null` when absent, as the platform does.
+    #[serde(rename = "policy", default)]
     pub policy: Option<crate::OperatePolicy>,
     /// State of the task.
     #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
@@ -982,11 +986,15 @@ pub struct SubOperationInfo {
     /// When the subtask was created.
     #[serde(rename = "createTime", skip_serializing_if = "Option::is_none")]
     pub create_time: Option<crate::Timestamp>,
-    /// When the subtask started.
-    #[serde(rename = "startTime", skip_serializing_if = "Option::is_none")]
+    /// When the subtask started; null while it waits.
+    ///
+    /// Written as `null` when absent, as the platform does.
+    #[serde(rename = "startTime")]
     pub start_time: Option<crate::Timestamp>,
     /// When the subtask stopped; null while it runs.
-    #[serde(rename = "stopTime", skip_serializing_if = "Option::is_none")]
+    ///
+    /// Written as `null` when absent, as the platform does.
+    #[serde(rename = "stopTime")]
     pub stop_time: Option<crate::Timestamp>,
     /// Firmware or software upgrade.
     #[serde(rename = "operateType", skip_serializing_if = "Option::is_none")]
@@ -1710,11 +1718,15 @@ pub struct TaskDetail {
     /// State of the subtask.
     #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::TaskDetailStatus>,
-    /// What the device answered to the command.
-    #[serde(rename = "output", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
+    /// What the device answered to the command; null until it succeeded.
+    ///
+    /// Written as `null` when absent, as the platform does.
+    #[serde(rename = "output", default, deserialize_with = "crate::de::text")]
     pub output: Option<String>,
-    /// Why it failed: a string holding an escaped JSON error body.
-    #[serde(rename = "error", default, deserialize_with = "crate::de::text", skip_serializing_if = "Option::is_none")]
+    /// Why it failed: a string holding an escaped JSON error body; null unless it failed or timed out.
+    ///
+    /// Written as `null` when absent, as the platform does.
+    #[serde(rename = "error", default, deserialize_with = "crate::de::text")]
     pub error: Option<String>,
     /// The subtask's parameters: `deviceId` and `commandId` for commands, `index` and `nodeId` for registrations.
     #[serde(

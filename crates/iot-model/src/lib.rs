@@ -6,7 +6,9 @@
 //!
 //! Reading is tolerant and writing is canonical: every documented spelling of a field is accepted, enum values
 //! are matched without regard to case and unknown ones are kept, unknown fields are ignored, and `null` means
-//! absent; when writing, absent fields are omitted (never `null`) and enums use their canonical spelling.
+//! absent; when writing, absent fields are omitted and enums use their canonical spelling. The one exception
+//! is the answer fields the spec marks `nullable` (such as a running task's `stopTime`), which are written
+//! as `null` like the platform does; no request structure has one.
 //!
 //! ```
 //! use iot_model::{OperationPage, OperationStatus};

@@ -81,6 +81,9 @@ pub struct ParamMeta {
     pub location: ParamLocation,
     /// Whether it must be present.
     pub required: bool,
+    /// The code the platform answers when the value breaks its limits or cannot be read at all (for page
+    /// numbers and sizes, the paging family's page-limit code); `None` leaves it to the endpoint's rejection.
+    pub code: Option<&'static str>,
 }
 
 /// Everything generic code needs to know about an endpoint, generated from the spec.

@@ -639,13 +639,13 @@ impl Endpoint for QueryPackageList {
         rejection: "120015",
         errors: &["120015", "123029", "1010009", "1010005"],
         params: &[
-            ParamMeta { name: "fileType", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "deviceType", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "model", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "manufacturerName", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "version", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false },
+            ParamMeta { name: "fileType", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "deviceType", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "model", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "manufacturerName", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "version", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false, code: Some("123029") },
+            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false, code: Some("123029") },
         ],
     };
 
@@ -749,7 +749,7 @@ impl Endpoint for QueryPackage {
         paging: None,
         rejection: "120015",
         errors: &["120015", "123002", "1010009", "1010005"],
-        params: &[ParamMeta { name: "fileId", location: ParamLocation::Path, required: true }],
+        params: &[ParamMeta { name: "fileId", location: ParamLocation::Path, required: true, code: None }],
     };
 
     fn write_params(&self, w: &mut crate::endpoint::ParamWriter) {
@@ -807,7 +807,7 @@ impl Endpoint for DeletePackage {
         paging: None,
         rejection: "120015",
         errors: &["120015", "123002", "1010009", "1010005"],
-        params: &[ParamMeta { name: "fileId", location: ParamLocation::Path, required: true }],
+        params: &[ParamMeta { name: "fileId", location: ParamLocation::Path, required: true, code: None }],
     };
 
     fn write_params(&self, w: &mut crate::endpoint::ParamWriter) {
@@ -987,7 +987,7 @@ impl Endpoint for QueryUpgradeTask {
         paging: None,
         rejection: "120015",
         errors: &["120015", "123009", "1010009", "1010005"],
-        params: &[ParamMeta { name: "operationId", location: ParamLocation::Path, required: true }],
+        params: &[ParamMeta { name: "operationId", location: ParamLocation::Path, required: true, code: None }],
     };
 
     fn write_params(&self, w: &mut crate::endpoint::ParamWriter) {
@@ -1067,10 +1067,10 @@ impl Endpoint for QuerySubOperations {
         rejection: "120015",
         errors: &["120015", "123029", "123009", "1010009", "1010005"],
         params: &[
-            ParamMeta { name: "operationId", location: ParamLocation::Path, required: true },
-            ParamMeta { name: "subOperationStatus", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false },
+            ParamMeta { name: "operationId", location: ParamLocation::Path, required: true, code: None },
+            ParamMeta { name: "subOperationStatus", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false, code: Some("123029") },
+            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false, code: Some("123029") },
         ],
     };
 
@@ -1226,14 +1226,14 @@ impl Endpoint for QueryUpgradeTaskList {
         rejection: "120015",
         errors: &["120015", "123029", "1010009", "1010005"],
         params: &[
-            ParamMeta { name: "operationType", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "operationStatus", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "deviceType", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "model", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "manufacturerName", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "deviceId", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false },
+            ParamMeta { name: "operationType", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "operationStatus", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "deviceType", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "model", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "manufacturerName", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "deviceId", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false, code: Some("123029") },
+            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false, code: Some("123029") },
         ],
     };
 
@@ -1409,9 +1409,9 @@ impl Endpoint for QueryBatchTask {
         rejection: "100022",
         errors: &["100022", "100203", "100217", "105005", "1010009", "1010005", "50252"],
         params: &[
-            ParamMeta { name: "taskId", location: ParamLocation::Path, required: true },
-            ParamMeta { name: "appId", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "select", location: ParamLocation::Query, required: false },
+            ParamMeta { name: "taskId", location: ParamLocation::Path, required: true, code: None },
+            ParamMeta { name: "appId", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "select", location: ParamLocation::Query, required: false, code: None },
         ],
     };
 
@@ -1539,15 +1539,15 @@ impl Endpoint for QueryTaskDetails {
         rejection: "100022",
         errors: &["100022", "100203", "100217", "105005", "1010009", "1010005", "50252"],
         params: &[
-            ParamMeta { name: "taskId", location: ParamLocation::Query, required: true },
-            ParamMeta { name: "appId", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "status", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "index", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "nodeId", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "deviceId", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "commandId", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false },
-            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false },
+            ParamMeta { name: "taskId", location: ParamLocation::Query, required: true, code: None },
+            ParamMeta { name: "appId", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "status", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "index", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "nodeId", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "deviceId", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "commandId", location: ParamLocation::Query, required: false, code: None },
+            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false, code: Some("100022") },
+            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false, code: Some("100022") },
         ],
     };
 

@@ -59,9 +59,11 @@ impl Router {
         Self { routes }
     }
 
-    /// Finds the endpoint for a method and a raw (still percent-encoded) path.
+    /// Finds the endpoint for a method and a raw (still percent-encoded) path. One trailing slash is
+    /// accepted (`/tasks/` is `/tasks`) because real clients send it; an empty segment anywhere else matches
+    /// nothing.
     pub fn route(&self, method: &http::Method, path: &str) -> Result<RouteMatch, RouteError> {
-        let segs: Vec<&str> = path.split('/').skip(1).collect();
+        let segs = path_segments(path);
         let mut path_matched = false;
         for (m, template, id) in &self.routes {
             if let Some(params) = match_path(template, &segs) {
@@ -75,6 +77,16 @@ impl Router {
     }
 }
 
+/// The segments of a raw path after its leading `/`, with one trailing `/` dropped: real clients send
+/// `POST .../tasks/`. Only one is dropped, so `.../tasks//` keeps an empty segment and matches nothing.
+fn path_segments(path: &str) -> Vec<&str> {
+    let path = match path.strip_suffix('/') {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => path,
+    };
+    path.split('/').skip(1).collect()
+}
+
 fn match_path(template: &[&'static str], segs: &[&str]) -> Option<Vec<(&'static str, String)>> {
     if template.len() != segs.len() {
         return None;
@@ -82,6 +94,8 @@ fn match_path(template: &[&'static str], segs: &[&str]) -> Option<Vec<(&'static 
     let mut params = Vec::new();
     for (t, s) in template.iter().zip(segs) {
         match t.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+            // An empty segment (`/operations//subOperations`) is no id: the path matches nothing.
+            Some(_) if s.is_empty() => return None,
             Some(name) => params.push((name, decode_component(s, false).ok()?)),
             None if t == s => {}
             None => return None,
@@ -114,7 +128,7 @@ pub fn rejection<E: Endpoint>(description: impl Into<String>) -> ApiError {
 pub fn parse_request<E: Endpoint, B: AsRef<[u8]>>(req: &http::Request<B>) -> Result<E, ApiError> {
     let meta = E::META;
     let template: Vec<&'static str> = meta.path.split('/').skip(1).collect();
-    let segs: Vec<&str> = req.uri().path().split('/').skip(1).collect();
+    let segs = path_segments(req.uri().path());
     let path = match_path(&template, &segs).ok_or_else(|| rejection::<E>("path does not match the endpoint"))?;
     let query = query_pairs(req.uri().query()).map_err(rejection::<E>)?;
     let raw = req.body().as_ref();
@@ -128,7 +142,12 @@ pub fn parse_request<E: Endpoint, B: AsRef<[u8]>>(req: &http::Request<B>) -> Res
         BodyKind::Form => serde_urlencoded::from_bytes(raw).map_err(|e| rejection::<E>(format!("form body: {e}")))?,
     };
     let mut reader = ParamReader { path: &path, query: &query };
-    let ep = E::read_params(&mut reader, body).map_err(|e| rejection::<E>(e.to_string()))?;
+    let ep = E::read_params(&mut reader, body).map_err(|e| {
+        // A parameter with a limit code answers it even when unreadable: `pageNo=-1` or `pageSize=x` get the
+        // paging family's page-limit code, not the endpoint's generic rejection.
+        let code = meta.params.iter().find(|p| p.name == e.name).and_then(|p| p.code).unwrap_or(meta.rejection);
+        ApiError::new(ErrorCode::from_wire(code), e.to_string())
+    })?;
     ep.validate().map_err(|e| {
         let code = e.code.clone().unwrap_or_else(|| ErrorCode::from_wire(meta.rejection));
         ApiError::new(code, e.to_string())

@@ -1,5 +1,5 @@
 //! JSON round trips of every model structure: what is written reads back equal, and absent fields are
-//! omitted rather than written as `null`.
+//! omitted rather than written as `null`, except the answer fields the spec marks `nullable`.
 
 use std::fmt::Debug;
 
@@ -8,17 +8,18 @@ use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::support::{free_form_fields, nulls_outside_free_form, spec_names};
+use crate::support::{free_form_fields, nullable_fields, nulls_outside_free_form, spec_names};
 
-/// Serializes `value`, checks that no `null` appears outside free-form members, and reads it back both from
-/// the text and from a `serde_json::Value`.
+/// Serializes `value`, checks that no `null` appears outside free-form and nullable members, and reads it back
+/// both from the text and from a `serde_json::Value`.
 fn check_round_trip<T>(value: &T) -> Result<(), TestCaseError>
 where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
 {
     let text = serde_json::to_string(value).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let tree: serde_json::Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let nulls = nulls_outside_free_form(&tree, &free_form_fields());
+    let exempt: Vec<String> = free_form_fields().into_iter().chain(nullable_fields()).collect();
+    let nulls = nulls_outside_free_form(&tree, &exempt);
     prop_assert!(nulls.is_empty(), "null written at {nulls:?} in {text}");
     let back: T = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e} in {text}")))?;
     prop_assert_eq!(&back, value, "text: {}", text);
@@ -83,13 +84,59 @@ fn every_spec_structure_has_a_round_trip_property() {
 
 #[test]
 fn absent_fields_are_omitted_not_null() {
-    // A value with every optional field absent must serialize to its required members only.
+    // A value with every optional field absent serializes to its required members, plus `null` for the
+    // answer fields the platform writes as null.
     let info = iot_model::OperationInfo::new(iot_model::OperationId::new("op-1").unwrap());
-    assert_eq!(serde_json::to_string(&info).unwrap(), r#"{"operationId":"op-1"}"#);
+    assert_eq!(serde_json::to_string(&info).unwrap(), r#"{"operationId":"op-1","stopTime":null,"policy":null}"#);
+    let sub = iot_model::SubOperationInfo::new(iot_model::SubOperationId::new("sub-1").unwrap());
+    assert_eq!(serde_json::to_string(&sub).unwrap(), r#"{"subOperationId":"sub-1","startTime":null,"stopTime":null}"#);
+    let detail = iot_model::TaskDetail::new();
+    assert_eq!(serde_json::to_string(&detail).unwrap(), r#"{"output":null,"error":null}"#);
     let page = iot_model::SubOperationPage::new();
     assert_eq!(serde_json::to_string(&page).unwrap(), r#"{"data":[]}"#);
-    let policy = iot_model::OperatePolicy::new();
-    assert_eq!(serde_json::to_string(&policy).unwrap(), "{}");
+}
+
+#[test]
+fn request_bodies_never_write_null() {
+    // Requests stay canonical: the strict detector (no nullable exemption) finds nothing in any body type.
+    let free = free_form_fields();
+    let id = iot_model::FileId::new("f-1").unwrap();
+    let bodies = [
+        serde_json::to_value(iot_model::OperatePolicy::new()).unwrap(),
+        serde_json::to_value(iot_model::OperateDevices::new()).unwrap(),
+        serde_json::to_value(iot_model::CreateUpgradeTask::new(id.clone(), iot_model::OperateDevices::new())).unwrap(),
+        serde_json::to_value(
+            iot_model::CreateUpgradeTask::new(id, iot_model::OperateDevices::new())
+                .with_policy(iot_model::OperatePolicy::new()),
+        )
+        .unwrap(),
+    ];
+    for body in &bodies {
+        assert!(nulls_outside_free_form(body, &free).is_empty(), "{body}");
+    }
+    assert_eq!(bodies[0].to_string(), "{}");
+    assert_eq!(bodies[2].to_string(), r#"{"fileId":"f-1","targets":{}}"#);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn request_structures_never_write_null(
+        create in strategies::create_upgrade_task(),
+        batch in strategies::batch_task_request(),
+        cmd in strategies::device_cmd_param(),
+    ) {
+        let free = free_form_fields();
+        for tree in [
+            serde_json::to_value(&create).unwrap(),
+            serde_json::to_value(&batch).unwrap(),
+            serde_json::to_value(&cmd).unwrap(),
+        ] {
+            let nulls = nulls_outside_free_form(&tree, &free);
+            prop_assert!(nulls.is_empty(), "null written at {:?} in {}", nulls, tree);
+        }
+    }
 }
 
 #[test]

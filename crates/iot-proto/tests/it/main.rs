@@ -7,6 +7,7 @@ mod http_roundtrip;
 mod id_safety;
 mod json_roundtrip;
 mod redaction;
+mod routing;
 mod snapshots;
 mod support;
 mod tolerant;

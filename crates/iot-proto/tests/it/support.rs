@@ -76,6 +76,14 @@ pub fn free_form_fields() -> Vec<String> {
         .collect()
 }
 
+/// The JSON name of every answer field the spec marks `nullable = true` (written as `null` when absent).
+pub fn nullable_fields() -> Vec<String> {
+    SPEC.lines()
+        .filter(|l| l.trim_start().starts_with("{ json = ") && l.contains("nullable = true"))
+        .filter_map(|l| quoted_value(l, "json").map(str::to_owned))
+        .collect()
+}
+
 /// Every error `code = "..."` attached to a field or parameter limit in the spec.
 pub fn spec_limit_codes() -> Vec<String> {
     SPEC.lines()
@@ -123,4 +131,8 @@ fn spec_scan_finds_the_declared_tables() {
         assert!(free.iter().any(|x| x == f), "{f} missing from {free:?}");
     }
     assert!(spec_limit_codes().contains(&"123029".to_owned()));
+    let nullable = nullable_fields();
+    for f in ["stopTime", "policy"] {
+        assert!(nullable.iter().any(|x| x == f), "{f} missing from {nullable:?}");
+    }
 }

@@ -351,9 +351,12 @@ fn paging_limits() {
     table.accepts("details pageSize 250", &details(250));
 
     // What only a hand-made request can carry.
-    table.server_rejects("tasks pageSize not a number", &tasks(10), "pageSize=10", "pageSize=ten", "120015");
-    table.server_rejects("tasks pageSize twice", &tasks(10), "pageSize=10", "pageSize=10&pageSize=20", "120015");
-    table.server_rejects("tasks pageSize overflow", &tasks(10), "pageSize=10", "pageSize=4294967296", "120015");
+    // An unreadable page number or size gets the family's page-limit code, like an out-of-range one.
+    table.server_rejects("tasks pageSize not a number", &tasks(10), "pageSize=10", "pageSize=ten", "123029");
+    table.server_rejects("tasks pageSize twice", &tasks(10), "pageSize=10", "pageSize=10&pageSize=20", "123029");
+    table.server_rejects("tasks pageSize overflow", &tasks(10), "pageSize=10", "pageSize=4294967296", "123029");
+    table.server_rejects("tasks pageNo negative", &tasks(10), "pageSize=10", "pageSize=10&pageNo=-1", "123029");
+    table.server_rejects("details pageSize not a number", &details(25), "pageSize=25", "pageSize=x", "100022");
     table.server_rejects("details without taskId", &details(25), "taskId=task-1&", "", "100022");
     table.server_rejects("details pageNo negative", &details(25), "pageSize=25", "pageSize=25&pageNo=-1", "100022");
     table.finish();

@@ -41,6 +41,20 @@
 //! 1010005 whatever its body. Logout revokes the access token it names if it is the app's current one (the
 //! refresh token stays usable) and answers an empty 200 either way.
 //!
+//! # Requests and answers
+//!
+//! Paths are matched by iot-proto's router: one trailing `/` is accepted on every path (`POST .../tasks/`),
+//! while an empty segment never stands for an id, so `.../operations//subOperations` answers 404. A `pageNo`
+//! or `pageSize` that cannot be read (negative, not a number, repeated) answers the paging family's
+//! page-limit code, 400/123029 for the upgrade queries and 400/100022 for batch details, as an out-of-range
+//! one does.
+//!
+//! Answers have the members of the platform's documented examples: every member is sent, and one whose value
+//! is not known yet is `null` rather than missing. A running task's `stopTime` is null, a task created
+//! without a policy has `"policy": null`, a subtask that has not started has null `startTime` and
+//! `stopTime`, and a batch subtask has a null `output` until it succeeds and a null `error` unless it
+//! failed or timed out.
+//!
 //! # Rate limit
 //!
 //! [`SimConfig::rate_limit`] (100 calls per 60 s per app by default, `None` to switch it off) is a sliding
@@ -76,7 +90,9 @@
 //! `staResult` is always counted from the subtasks: `total = wait + processing + success + fail + stop`, and
 //! `timeout` counts the failed subtasks whose cause is a timeout (a part of `fail`, not an extra state). The
 //! task is `wait` while every subtask waits, `success` when all succeeded, `failed` when all finished and some
-//! failed, `processing` otherwise; `stopTime` is set once it has finished. The API has no way to stop a task,
+//! failed, `processing` otherwise; `stopTime` is set once it has finished. A task's `targets` are those it was
+//! created with, plus the package's device type, model and manufacturer when the request left them out, and
+//! its `extendPara` holds `fileVersion`, the version it installs. The API has no way to stop a task,
 //! so `stop` stays 0. Lists keep creation order; a page past the end is empty.
 //!
 //! # Batch tasks

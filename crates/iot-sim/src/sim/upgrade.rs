@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use iot_model::{
-    CategoryInfo, CreateUpgradeTask, CreateUpgradeTaskResponse, DeviceId, ExecuteType, FileId, FileType, Json,
-    OperateDevices, OperatePolicy, OperateType, OperationId, OperationInfo, OperationPage, OperationStaResult,
-    OperationStatus, SubOperationId, SubOperationInfo, SubOperationPage, SubOperationStatus,
+    CategoryInfo, CreateUpgradeTask, CreateUpgradeTaskResponse, DeviceId, ExecuteType, FileType, Json, OperateDevices,
+    OperatePolicy, OperateType, OperationId, OperationInfo, OperationPage, OperationStaResult, OperationStatus,
+    SubOperationId, SubOperationInfo, SubOperationPage, SubOperationStatus,
 };
 use iot_proto::pager::slice_page;
 use iot_proto::{ApiError, ErrorCode, Page, QuerySubOperations, QueryUpgradeTaskList, UPGRADE_PAGING, rules};
@@ -194,7 +194,6 @@ pub(crate) struct UpgradeTask {
     created: Ms,
     start: Ms,
     kind: OperateType,
-    file_id: FileId,
     version: String,
     device_type: String,
     model: String,
@@ -239,12 +238,18 @@ impl UpgradeTask {
 
     fn info(&self, now: Ms) -> OperationInfo {
         let (status, sta, stop) = self.summary(now);
+        // The documented example carries only `fileVersion` here.
         let mut extend = BTreeMap::new();
-        extend.insert("fileId".to_owned(), Json::String(self.file_id.to_string()));
         extend.insert("fileVersion".to_owned(), Json::String(self.version.clone()));
+        // The platform reports the type, model and manufacturer of the targets even when devices were named
+        // by id; every target fits the package, so they are the package's.
+        let mut targets = self.targets.clone();
+        targets.device_type.get_or_insert_with(|| self.device_type.clone());
+        targets.model.get_or_insert_with(|| self.model.clone());
+        targets.manufacturer_name.get_or_insert_with(|| self.manufacturer_name.clone());
         let mut info = OperationInfo::new(self.id.clone())
             .with_operate_type(self.kind.clone())
-            .with_targets(self.targets.clone())
+            .with_targets(targets)
             .with_status(status)
             .with_sta_result(sta)
             .with_extend_para(extend);
@@ -374,7 +379,6 @@ impl Simulator {
             created: now,
             start,
             kind,
-            file_id: package.file_id.clone(),
             version: package.version.clone().unwrap_or_default(),
             device_type: p_type.to_owned(),
             model: p_model.to_owned(),

@@ -6,5 +6,7 @@ mod auth;
 mod batch;
 mod catalog;
 mod determinism;
+mod listening;
+mod shapes;
 mod support;
 mod upgrade;
