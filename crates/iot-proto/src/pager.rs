@@ -337,7 +337,7 @@ pub enum WalkError {
     Truncated {
         /// The last page.
         page_no: u32,
-        /// Items received.
+        /// Items up to the end of the last page (the pages before the walk's first page included).
         seen: u64,
         /// Items the platform reported.
         total: u64,
@@ -370,6 +370,8 @@ pub enum WalkError {
 #[derive(Clone, Debug)]
 pub struct Walk<I> {
     pager: Pager,
+    /// Items before the first page of the walk (a walk may start part-way through a listing).
+    offset: u64,
     total: Option<u64>,
     previous: Option<Signature<I>>,
     outcome: Option<Result<StopReason, WalkError>>,
@@ -392,12 +394,9 @@ impl<I: Clone + PartialEq> Walk<I> {
         first_page: u32,
         max_pages: u32,
     ) -> Result<Self, PagerError> {
-        Ok(Self {
-            pager: Pager::new(limits, page_size, first_page, max_pages)?,
-            total: None,
-            previous: None,
-            outcome: None,
-        })
+        let pager = Pager::new(limits, page_size, first_page, max_pages)?;
+        let offset = u64::from(first_page).saturating_mul(u64::from(pager.page_size()));
+        Ok(Self { pager, offset, total: None, previous: None, outcome: None })
     }
 
     /// The page to fetch next, or `None` once the walk has an outcome. Call it before each request.
@@ -445,8 +444,8 @@ impl<I: Clone + PartialEq> Walk<I> {
             (_, Some(now)) => self.total = Some(now),
             (_, None) => {}
         }
-        self.pager.handle_page(page.item_count(), self.total);
-        let seen = self.pager.items_seen();
+        self.pager.handle_page(page.item_count(), self.total.map(|t| t.saturating_sub(self.offset)));
+        let seen = self.pager.items_seen().saturating_add(self.offset);
         match self.pager.stop_reason()? {
             reason @ (StopReason::EmptyPage | StopReason::ShortPage) => match self.total {
                 Some(total) if seen < total => Some(Err(WalkError::Truncated { page_no, seen, total })),
@@ -464,7 +463,8 @@ impl<I: Clone + PartialEq> Walk<I> {
         self.outcome.as_ref()
     }
 
-    /// Items received so far (readable and not, duplicates included).
+    /// Items received so far (readable and not, duplicates included), not counting the pages before the
+    /// walk's first page.
     pub fn items_seen(&self) -> u64 {
         self.pager.items_seen()
     }
@@ -832,5 +832,89 @@ mod tests {
         assert_eq!(slice_page(items.clone(), Some(2), Some(10), limits), (2, 10, 25, (20..25).collect()));
         assert_eq!(slice_page(items.clone(), Some(3), Some(10), limits).3, Vec::<u32>::new());
         assert_eq!(slice_page(items, Some(u32::MAX), Some(100), limits).3, Vec::<u32>::new());
+    }
+
+    mod walk {
+        use super::super::{StopReason, Walk, WalkError};
+        use crate::endpoint::Page;
+        use iot_model::{OperationId, OperationInfo, OperationPage};
+
+        fn page(page_no: Option<u32>, total: Option<u64>, ids: std::ops::Range<u32>) -> OperationPage {
+            let items = ids.map(|n| OperationInfo::new(OperationId::new(format!("op-{n}")).unwrap())).collect();
+            let mut p = OperationPage::from_items(0, 10, 0, items);
+            p.page_no = page_no;
+            p.total_count = total;
+            p
+        }
+
+        fn walk(first: u32) -> Walk<OperationInfo> {
+            Walk::new(<OperationPage as Page>::LIMITS, Some(10), first, 4).unwrap()
+        }
+
+        #[test]
+        fn complete_walks_end_ok() {
+            let mut w = walk(0);
+            assert_eq!(w.handle_page(&page(Some(0), Some(15), 0..10)), None);
+            assert_eq!(w.handle_page(&page(Some(1), Some(15), 10..15)), Some(Ok(StopReason::ShortPage)));
+            assert!(w.next_request().is_none());
+            let mut w = walk(0);
+            assert_eq!(w.handle_page(&page(None, Some(10), 0..10)), Some(Ok(StopReason::TotalReached)));
+            let mut w = walk(0);
+            assert_eq!(w.handle_page(&page(None, None, 0..0)), Some(Ok(StopReason::EmptyPage)));
+            // A walk from page 2 of 25 items reads the last 5 and is complete.
+            let mut w = walk(2);
+            assert_eq!(w.handle_page(&page(Some(2), Some(25), 20..25)), Some(Ok(StopReason::ShortPage)));
+        }
+
+        #[test]
+        fn a_growing_total_is_new_items_and_the_walk_goes_on() {
+            let mut w = walk(0);
+            assert_eq!(w.handle_page(&page(Some(0), Some(10), 0..10)), Some(Ok(StopReason::TotalReached)));
+            let mut w = walk(0);
+            assert_eq!(w.handle_page(&page(Some(0), Some(15), 0..10)), None);
+            assert_eq!(w.handle_page(&page(Some(1), Some(22), 10..20)), None);
+            assert_eq!(w.handle_page(&page(Some(2), Some(22), 20..22)), Some(Ok(StopReason::ShortPage)));
+        }
+
+        #[test]
+        fn every_integrity_failure_is_an_error_and_final() {
+            let mut w = walk(0);
+            w.handle_page(&page(Some(0), Some(100), 0..10));
+            assert_eq!(
+                w.handle_page(&page(Some(0), Some(100), 10..20)),
+                Some(Err(WalkError::PageNumberMismatch { asked: 1, answered: 0 }))
+            );
+            assert!(w.next_request().is_none());
+            assert_eq!(w.handle_page(&page(Some(2), Some(100), 20..30)), None, "nothing restarts a failed walk");
+
+            let mut w = walk(0);
+            w.handle_page(&page(None, Some(100), 0..10));
+            assert_eq!(w.handle_page(&page(None, Some(100), 0..10)), Some(Err(WalkError::RepeatedPage { page_no: 1 })));
+
+            let mut w = walk(0);
+            w.handle_page(&page(Some(0), Some(100), 0..10));
+            assert_eq!(
+                w.handle_page(&page(Some(1), Some(90), 10..20)),
+                Some(Err(WalkError::TotalShrank { page_no: 1, was: 100, now: 90 }))
+            );
+
+            let mut w = walk(0);
+            assert_eq!(
+                w.handle_page(&page(Some(0), Some(100), 0..7)),
+                Some(Err(WalkError::Truncated { page_no: 0, seen: 7, total: 100 }))
+            );
+            let mut w = walk(0);
+            w.handle_page(&page(Some(0), Some(100), 0..10));
+            assert_eq!(
+                w.handle_page(&page(Some(1), Some(100), 0..0)),
+                Some(Err(WalkError::Truncated { page_no: 1, seen: 10, total: 100 }))
+            );
+
+            let mut w = walk(0);
+            for n in 0..3 {
+                assert_eq!(w.handle_page(&page(Some(n), None, n * 10..n * 10 + 10)), None);
+            }
+            assert_eq!(w.handle_page(&page(Some(3), None, 30..40)), Some(Err(WalkError::PageGuard { pages: 4 })));
+        }
     }
 }

@@ -7,4 +7,5 @@ mod e2e;
 mod sim_support;
 mod support;
 mod transport;
+mod walks;
 mod wire;
