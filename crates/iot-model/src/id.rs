@@ -5,10 +5,50 @@ use crate::ModelError;
 /// Checks an identifier: not empty, not `.` or `..` (which a URL resolver would swallow), no control
 /// characters, and at most `max_len` characters. Anything else is allowed, because it is percent-encoded
 /// wherever it travels.
+#[inline]
 pub fn check_id(kind: &'static str, value: &str, max_len: usize) -> Result<(), ModelError> {
     let bytes = value.as_bytes();
-    // Ids are decoded by the thousand per page, so the common ASCII case is checked on bytes, and characters
-    // are only counted when the byte length alone could exceed the limit.
+    // Ids are decoded by the thousand per page, and nearly all of them are printable ASCII of a few dozen
+    // bytes. Such an id of 3 to `max_len` bytes passes every rule (not empty, not `.` or `..`, no control
+    // character, no more characters than bytes), so it is accepted after one word-wise scan, inlined into the
+    // caller; anything else takes the full check below, which decides alone.
+    if bytes.len() > 2 && bytes.len() <= max_len && is_printable_ascii(bytes) {
+        return Ok(());
+    }
+    check_id_fully(kind, value, max_len)
+}
+
+/// Whether every byte is printable ASCII (`0x20..=0x7e`), tested eight bytes at a time.
+#[inline]
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    /// `0x01` in every byte.
+    const ONES: u64 = u64::MAX / 0xff;
+    /// `0x80` in every byte.
+    const HIGH: u64 = ONES * 0x80;
+    // A word has a byte outside `0x20..=0x7e` exactly when one of three tests sets some byte's high bit: the
+    // byte itself (0x80 and above); the byte plus one (0x7f); or the byte minus 0x20 where the byte's own
+    // high bit was clear (below 0x20, the "has a byte less than n" test). Carries and borrows between bytes
+    // can move which high bit is set, never whether one is, so the word-level answer is exact.
+    let bad = |w: u64| (w | w.wrapping_add(ONES) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGH;
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    // Every chunk has eight bytes, so `first_chunk` always succeeds and compiles to a plain load (were it ever
+    // to fail, the word would count as bad and the full check would decide).
+    let mut acc = words.fold(0, |acc, w| acc | w.first_chunk::<8>().map_or(HIGH, |w| bad(u64::from_le_bytes(*w))));
+    if !rest.is_empty() {
+        acc |= match bytes.last_chunk::<8>() {
+            // The last eight bytes overlap the words already tested, which is harmless for a test of all bytes.
+            Some(last) => bad(u64::from_le_bytes(*last)),
+            None => rest.iter().fold(0, |acc, &b| acc | bad(u64::from(b))),
+        };
+    }
+    acc == 0
+}
+
+/// The complete rules of [`check_id`], for the ids its fast path does not settle.
+#[cold]
+fn check_id_fully(kind: &'static str, value: &str, max_len: usize) -> Result<(), ModelError> {
+    let bytes = value.as_bytes();
     // One branch-free pass flags non-ASCII bytes and ASCII control bytes together; only non-ASCII ids need
     // the character-level check (which also catches the C1 controls).
     let (non_ascii, ascii_control) =
@@ -110,8 +150,11 @@ macro_rules! id_newtype {
                     fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                         f.write_str(concat!("a ", stringify!($name), " string"))
                     }
+                    // Checked on the borrowed text first, then copied once into the box: no `String` on the
+                    // way, and nothing allocated for an id that is rejected.
                     fn visit_str<E: ::serde::de::Error>(self, v: &str) -> Result<$name, E> {
-                        $name::new(v).map_err(E::custom)
+                        $crate::id::check_id(stringify!($name), v, $max).map_err(E::custom)?;
+                        Ok($name(v.into()))
                     }
                     fn visit_string<E: ::serde::de::Error>(self, v: String) -> Result<$name, E> {
                         $name::new(v).map_err(E::custom)
@@ -144,5 +187,40 @@ mod tests {
         }
         assert!(check_id("T", &"é".repeat(256), 256).is_ok());
         assert!(check_id("T", &"é".repeat(257), 256).is_err());
+    }
+
+    /// The complete rules, written out plainly, as an oracle for the word-wise fast path.
+    fn reference(value: &str, max_len: usize) -> bool {
+        !value.is_empty()
+            && value != "."
+            && value != ".."
+            && !value.chars().any(char::is_control)
+            && value.chars().count() <= max_len
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_rules_for_every_byte_at_every_position() {
+        // Every ASCII byte and a few multi-byte characters (including the C1 control U+0085), at every position
+        // of ids from 1 to 20 bytes, so each position lands in a whole word, in the overlapped last word, or in
+        // an id shorter than a word; with limits below, at and above the length.
+        let probes: Vec<String> = (0u8..0x80)
+            .map(|b| char::from(b).to_string())
+            .chain(["\u{85}", "\u{a0}", "é", "日", "\u{2028}", "\u{1f600}"].map(String::from))
+            .collect();
+        for len in 1..=20 {
+            for pos in 0..len {
+                for p in &probes {
+                    let id: String = (0..len).map(|i| if i == pos { p.as_str() } else { "a" }).collect();
+                    for max_len in [len - 1, len, len + 1, 256] {
+                        assert_eq!(check_id("T", &id, max_len).is_ok(), reference(&id, max_len), "{id:?} {max_len}");
+                    }
+                }
+            }
+        }
+        for id in ["", ".", "..", "...", "a", "ab", "abc", ". ", " .", "\u{7f}\u{7f}\u{7f}"] {
+            for max_len in [0, 1, 2, 3, 256] {
+                assert_eq!(check_id("T", id, max_len).is_ok(), reference(id, max_len), "{id:?} {max_len}");
+            }
+        }
     }
 }

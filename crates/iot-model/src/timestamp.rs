@@ -26,6 +26,19 @@ pub struct Timestamp(PrimitiveDateTime);
 /// Length of the compact form in bytes.
 const LEN: usize = 16;
 
+/// One `0x01` per byte of the compact form, to spread a byte value over all sixteen bytes.
+const ONES: u128 = u128::MAX / 0xff;
+/// ASCII `0` in every byte.
+const ZEROS: u128 = ONES * 0x30;
+/// The bytes of `T` (index 8) and `Z` (index 15) in the little-endian word of the compact form.
+const SEPARATORS: u128 = (0xff << 64) | (0xff << 120);
+/// The high nibble of every byte.
+const HIGH_NIBBLES: u128 = ONES * 0xf0;
+/// `6` in every byte.
+const SIXES: u128 = ONES * 0x06;
+/// `0x33` in every byte: what the digit test below leaves of a digit (high nibble 3, and 3 after adding 6).
+const DIGIT_NIBBLES: u128 = ONES * 0x33;
+
 impl Timestamp {
     /// Builds a timestamp from calendar fields, checking that the date and time exist.
     pub fn from_parts(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Result<Self, ModelError> {
@@ -41,27 +54,31 @@ impl Timestamp {
 
     /// Parses the compact form, rejecting anything else.
     pub fn parse(s: &str) -> Result<Self, ModelError> {
-        let b = s.as_bytes();
-        if b.len() != LEN || b[8] != b'T' || b[15] != b'Z' {
+        // Times are decoded by the hundred per page, so the sixteen bytes are read as one little-endian
+        // `u128` (byte `i` of the text is byte `i` of the number) and checked and split with a few word
+        // operations instead of a loop per field. The calendar is still checked by `from_parts`.
+        let b: &[u8; LEN] = s
+            .as_bytes()
+            .try_into()
+            .map_err(|_| ModelError::InvalidTimestamp { reason: "expected yyyyMMddTHHmmssZ" })?;
+        let w = u128::from_le_bytes(*b);
+        if (w >> 64) as u8 != b'T' || (w >> 120) as u8 != b'Z' {
             return Err(ModelError::InvalidTimestamp { reason: "expected yyyyMMddTHHmmssZ" });
         }
-        let num = |range: std::ops::Range<usize>| -> Result<u32, ModelError> {
-            b[range].iter().try_fold(0u32, |acc, &c| {
-                if c.is_ascii_digit() {
-                    Ok(acc * 10 + u32::from(c - b'0'))
-                } else {
-                    Err(ModelError::InvalidTimestamp { reason: "expected digits in yyyyMMddTHHmmssZ" })
-                }
-            })
-        };
-        // Every value below has at most four decimal digits, so the narrowing casts cannot truncate.
-        let year = num(0..4)? as i32;
-        let month = num(4..6)? as u8;
-        let day = num(6..8)? as u8;
-        let hour = num(9..11)? as u8;
-        let minute = num(11..13)? as u8;
-        let second = num(13..15)? as u8;
-        Self::from_parts(year, month, day, hour, minute, second)
+        // Put `0` in place of `T` and `Z` so that all sixteen bytes must be decimal digits.
+        let w = (w & !SEPARATORS) | (ZEROS & SEPARATORS);
+        // A byte is a digit (0x30..=0x39) exactly when its high nibble is 3 and adding 6 leaves it at 3:
+        // both tests together reject every other byte, including UTF-8 lead and continuation bytes.
+        if (w & HIGH_NIBBLES) | (((w + SIXES) & HIGH_NIBBLES) >> 4) != DIGIT_NIBBLES {
+            return Err(ModelError::InvalidTimestamp { reason: "expected digits in yyyyMMddTHHmmssZ" });
+        }
+        let v = w - ZEROS;
+        // Byte `i` becomes `10 * digit(i) + digit(i + 1)`: at most 99, so no byte carries into the next, and
+        // every two-digit field can be read at its first byte.
+        let pairs = v * 10 + (v >> 8);
+        let at = |i: u32| (pairs >> (8 * i)) as u8;
+        let year = i32::from(at(0)) * 100 + i32::from(at(2));
+        Self::from_parts(year, at(4), at(6), at(9), at(11), at(13))
     }
 
     /// Seconds since the Unix epoch.
@@ -201,6 +218,84 @@ mod tests {
             assert!(Timestamp::parse(bad).is_err(), "{bad} should be rejected");
         }
         assert!(Timestamp::parse("20160229T235959Z").is_ok(), "leap day exists in 2016");
+    }
+
+    #[test]
+    fn rejects_bytes_the_word_checks_must_catch() {
+        for bad in [
+            // Neighbours of the digits and of the separators, at the first, a middle and the last position.
+            "/0151212T121212Z",
+            ":0151212T121212Z",
+            "2015121:T121212Z",
+            "20151212T12121/Z",
+            "20151212T12121:Z",
+            "20151212t121212Z",
+            "20151212T121212z",
+            "20151212U121212Z",
+            "20151212T121212[",
+            "20151212 121212 ",
+            // Sixteen bytes with a two-byte character in a digit slot and in a separator slot.
+            "201512\u{e9}T121212Z",
+            "20151212\u{e9}21212Z",
+            "20151212T12121\u{e9}",
+            // Length one off either way.
+            "20151212T12121Z",
+            "20151212T1212120Z",
+            // Calendar checks that the word parse hands on to `from_parts`.
+            "20150000T000000Z",
+            "20150100T000000Z",
+            "20150431T000000Z",
+            "19000229T000000Z",
+            "20151212T990000Z",
+        ] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(Timestamp::parse("20000229T000000Z").is_ok(), "2000 is a leap year");
+        assert!(Timestamp::parse("00000101T000000Z").is_ok(), "year 0000 is in range");
+        assert!(Timestamp::parse("99991231T235959Z").is_ok(), "year 9999 is in range");
+    }
+
+    /// The field-by-field parser this module used before the word parse, kept as an oracle.
+    fn reference_parse(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        if b.len() != LEN || b[8] != b'T' || b[15] != b'Z' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| {
+            b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        };
+        let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
+        let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
+        Timestamp::from_parts(year as i32, month as u8, day as u8, hour as u8, minute as u8, second as u8).ok()
+    }
+
+    #[test]
+    fn agrees_with_the_field_by_field_parser_on_every_single_byte_change() {
+        for base in ["20151212T121212Z", "20160229T235959Z", "00000101T000000Z", "99991231T235959Z"] {
+            for i in 0..LEN {
+                for c in 0u8..0x80 {
+                    let mut b = base.as_bytes().to_vec();
+                    b[i] = c;
+                    let s = String::from_utf8(b).unwrap();
+                    assert_eq!(Timestamp::parse(&s).ok(), reference_parse(&s), "{s:?}");
+                }
+            }
+        }
+        // Every month and day number 00..=99 of a leap and a common year, and every time field 00..=99.
+        for year in ["2016", "2015", "2000", "1900"] {
+            for month in 0..100 {
+                for day in 0..100 {
+                    let s = format!("{year}{month:02}{day:02}T000000Z");
+                    assert_eq!(Timestamp::parse(&s).ok(), reference_parse(&s), "{s:?}");
+                }
+            }
+        }
+        for n in 0..100 {
+            for s in [format!("20151212T{n:02}0000Z"), format!("20151212T00{n:02}00Z"), format!("20151212T0000{n:02}Z")]
+            {
+                assert_eq!(Timestamp::parse(&s).ok(), reference_parse(&s), "{s:?}");
+            }
+        }
     }
 
     #[test]

@@ -29,7 +29,22 @@ impl fmt::Debug for UnknownValue {
 }
 
 /// Finds the index of the table row whose canonical name or alias matches `s`, ignoring ASCII case.
+///
+/// Answers almost always carry the canonical spelling, so an exact comparison of the canonical names (a length
+/// test, then the bytes) runs first; only a miss pays for the case-insensitive scan over names and aliases.
+/// Both passes give the same row because no two spellings of one table are equal ignoring case (the tests of
+/// this module check that for every generated enum).
 pub fn lookup(table: &[(&str, &[&str])], s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    match table.iter().position(|(wire, _)| wire.as_bytes() == b) {
+        Some(i) => Some(i),
+        None => lookup_ignoring_case(table, s),
+    }
+}
+
+/// The case-insensitive scan over canonical names and aliases behind [`lookup`].
+#[cold]
+fn lookup_ignoring_case(table: &[(&str, &[&str])], s: &str) -> Option<usize> {
     table
         .iter()
         .position(|(wire, aliases)| wire.eq_ignore_ascii_case(s) || aliases.iter().any(|a| a.eq_ignore_ascii_case(s)))
@@ -130,4 +145,51 @@ macro_rules! wire_enum {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WireEnum, lookup};
+    use crate::*;
+
+    /// Every spelling (canonical names and aliases) of a table, lower-cased.
+    fn spellings<E: WireEnum>() -> Vec<String> {
+        E::TABLE
+            .iter()
+            .flat_map(|(wire, aliases)| std::iter::once(*wire).chain(aliases.iter().copied()))
+            .map(str::to_ascii_lowercase)
+            .collect()
+    }
+
+    fn check<E: WireEnum>() {
+        // `lookup` relies on this: an exact hit on a canonical name is the row the case-insensitive scan finds.
+        let mut all = spellings::<E>();
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n, "two spellings equal ignoring case in {:?}", E::TABLE);
+        for (i, (wire, aliases)) in E::TABLE.iter().enumerate() {
+            for spelling in std::iter::once(*wire).chain(aliases.iter().copied()) {
+                for s in [spelling.to_string(), spelling.to_ascii_uppercase(), spelling.to_ascii_lowercase()] {
+                    assert_eq!(lookup(E::TABLE, &s), Some(i), "{s:?}");
+                }
+            }
+        }
+        assert_eq!(lookup(E::TABLE, "no such value"), None);
+        assert_eq!(lookup(E::TABLE, ""), None);
+    }
+
+    #[test]
+    fn every_generated_table_has_distinct_spellings_and_finds_them_in_any_case() {
+        check::<FileType>();
+        check::<OperateType>();
+        check::<OperationStatus>();
+        check::<SubOperationStatus>();
+        check::<ExecuteType>();
+        check::<BatchTaskType>();
+        check::<BatchTaskStatus>();
+        check::<TaskDetailStatus>();
+        check::<DeviceCmdType>();
+        check::<BatchSelect>();
+    }
 }
