@@ -32,6 +32,7 @@ pub mod endpoint;
 pub mod error;
 mod generated;
 pub mod pager;
+pub mod ratelimit;
 pub mod retry;
 pub mod rules;
 pub mod server;
