@@ -42,15 +42,10 @@ where
 {
     client: Client,
     request: E,
+    /// `Err` when the walk could not start; the error is yielded once, then taken.
     walk: Result<Walk<<E::Response as Page>::Item>, Option<iot_proto::pager::PagerError>>,
-    failure: Option<WalkFailure>,
-}
-
-/// How a walk that did not complete ended, when the cause was the call rather than the pages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum WalkFailure {
-    Call,
-    Paging,
+    /// Why the walk stopped when the cause was not the pages (see [`WalkOutcomeError`]).
+    stopped: Option<WalkOutcomeError>,
 }
 
 impl<E> std::fmt::Debug for PageWalk<E>
@@ -72,9 +67,10 @@ where
     /// The next page, or `None` once the walk has ended; an error is the walk's last item.
     pub async fn next_page(&mut self) -> Option<Result<E::Response, Error>> {
         let walk = match &mut self.walk {
-            Ok(walk) => walk,
+            Ok(walk) if self.stopped.is_none() => walk,
+            Ok(_) => return None,
             Err(e) => {
-                self.failure = Some(WalkFailure::Paging);
+                self.stopped = Some(WalkOutcomeError::Paging);
                 return e.take().map(|e| Err(Error::Paging(e)));
             }
         };
@@ -86,21 +82,19 @@ where
                 _ => Some(Ok(page)),
             },
             Err(e) => {
-                // The call failed: the walk cannot go on, and its outcome says so.
-                self.failure = Some(WalkFailure::Call);
-                self.walk = Err(None);
+                self.stopped = Some(WalkOutcomeError::CallFailed);
                 Some(Err(e))
             }
         }
     }
 
-    /// How the walk ended: `Ok` with the reason the listing is complete, `Err` with the reason it is not
-    /// (a call that failed is [`WalkError`]-less: see the error the walk yielded); `None` while it goes on.
+    /// How the walk ended: `Ok` with the reason the listing is complete, `Err` with the reason it is not;
+    /// `None` while it goes on.
     pub fn outcome(&self) -> Option<Result<StopReason, WalkOutcomeError>> {
-        match (&self.walk, self.failure) {
-            (Ok(walk), _) => walk.outcome().map(|o| o.clone().map_err(WalkOutcomeError::Walk)),
-            (Err(_), Some(WalkFailure::Paging)) => Some(Err(WalkOutcomeError::Paging)),
-            (Err(_), _) => Some(Err(WalkOutcomeError::CallFailed)),
+        match (&self.stopped, &self.walk) {
+            (Some(stopped), _) => Some(Err(stopped.clone())),
+            (None, Ok(walk)) => walk.outcome().map(|o| o.clone().map_err(WalkOutcomeError::Walk)),
+            (None, Err(_)) => None,
         }
     }
 }
@@ -133,7 +127,7 @@ impl Client {
             self.config().max_pages,
         )
         .map_err(Some);
-        PageWalk { client: self.clone(), request, walk, failure: None }
+        PageWalk { client: self.clone(), request, walk, stopped: None }
     }
 
     /// Walks every page of a paged query as a `Stream` (see [`PageWalk`] for how a walk ends). An error is the
@@ -173,22 +167,14 @@ impl Client {
 
 /// The page's items in the order they were sent, each unreadable one as an [`Error::Item`] in its place.
 fn in_place<P: Page>(page: P) -> Vec<Result<P::Item, Error>> {
-    let rejected = page.rejected().to_vec();
-    if rejected.is_empty() {
-        return page.into_items().into_iter().map(Ok).collect();
-    }
-    let readable = page.into_items();
-    let mut out = Vec::with_capacity(readable.len() + rejected.len());
-    let mut readable = readable.into_iter();
-    let mut rejected = rejected.into_iter().peekable();
-    while out.len() < out.capacity() {
-        match rejected.peek() {
-            Some(r) if r.index == out.len() => out.extend(rejected.next().map(|r| Err(Error::Item(r)))),
-            _ => match readable.next() {
-                Some(item) => out.push(Ok(item)),
-                None => out.extend(rejected.next().map(|r| Err(Error::Item(r)))),
-            },
-        }
-    }
-    out
+    let mut rejected = page.rejected().to_vec().into_iter().peekable();
+    let total = page.item_count();
+    let mut readable = page.into_items().into_iter();
+    (0..total)
+        .filter_map(|position| match rejected.next_if(|r| r.index == position) {
+            Some(r) => Some(Err(Error::Item(r))),
+            // An index past the readable items (a page built by hand) still yields its rejected item.
+            None => readable.next().map(Ok).or_else(|| rejected.next().map(|r| Err(Error::Item(r)))),
+        })
+        .collect()
 }

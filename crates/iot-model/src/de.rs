@@ -31,16 +31,6 @@ where
     Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
-/// Reads a string that some platform answers send as a bare number (such as `error_code`).
-///
-/// Kept for callers of earlier versions; [`text`] is the general rule and accepts any JSON value.
-pub fn string_or_number<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    text(deserializer)
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Free text.
 
