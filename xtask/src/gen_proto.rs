@@ -406,7 +406,7 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     if ep.paging.is_some() {
         // A page with unreadable items keeps its readable ones.
         o.push_str(
-            "\nfn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {\n\
+            "\nfn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::FromHttpResponseError> {\n\
              crate::client::read_page::<Self::Response>(status, body)\n}\n",
         );
     }

@@ -254,7 +254,7 @@ impl Client {
             let auth = lease.map(|l| BearerAuth { app_id: &config.app_id, token: &l.token });
             let http_request = request
                 .try_into_http_request(&config.base_url, auth)
-                .map_err(|e| Outcome::Fail(Error::from_proto(e)))?;
+                .map_err(|e| Outcome::Fail(Error::from_build(e)))?;
             if let Some(flag) = in_doubt {
                 flag.store(true, Ordering::Release);
             }
@@ -273,9 +273,9 @@ impl Client {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| iot_proto::retry::parse_retry_after(v, SystemTime::now()));
                         let status = response.status().as_u16();
-                        let error = Error::from_proto(e);
+                        let error = Error::from_answer(e);
                         let decision = match &error {
-                            Error::Platform(api) => {
+                            Error::Api(api) => {
                                 let code = api.code.as_ref().map(|c| c.as_str().to_owned());
                                 let signal = Signal::Response { status, error_code: code.as_deref(), retry_after };
                                 self.decide(call, &signal)
@@ -341,7 +341,7 @@ impl Client {
                         // The platform refused the refresh token (expired, or invalidated by another login):
                         // fall back to a login on the next round. Throttling and server failures are not a
                         // verdict on the token, and a login would invalidate tokens other calls still use.
-                        Err(Error::Platform(api)) if !api.is_throttled() && !api.is_server_error() => {
+                        Err(Error::Api(api)) if !api.is_throttled() && !api.is_server_error() => {
                             session.handle_refresh_failed()
                         }
                         Err(e) => return Err(e),

@@ -38,7 +38,7 @@ pub enum Error {
     Transport(#[source] TransportError),
     /// The platform answered with an error.
     #[error("the platform refused the call")]
-    Platform(#[source] ApiError),
+    Api(#[source] ApiError),
     /// The platform's answer could not be decoded.
     #[error("the platform's answer could not be decoded")]
     Decode(#[source] DecodeError),
@@ -77,7 +77,7 @@ impl Error {
         match self {
             Self::Connect(_) | Self::Timeout(_) => true,
             Self::Transport(t) => t.is_retryable(),
-            Self::Platform(api) => api.is_throttled() || api.is_server_error() || api.is_token_invalid(),
+            Self::Api(api) => api.is_throttled() || api.is_server_error() || api.is_token_invalid(),
             Self::Invalid(_)
             | Self::Config(_)
             | Self::Tls(_)
@@ -95,7 +95,7 @@ impl Error {
             Self::Invalid(_) | Self::Config(_) | Self::Connect(_) | Self::Paging(_) => false,
             Self::Tls(t) | Self::Transport(t) => t.request_may_have_been_sent(),
             Self::Timeout(t) => t.as_ref().is_none_or(TransportError::request_may_have_been_sent),
-            Self::Platform(_) | Self::Decode(_) | Self::Walk(_) | Self::Item(_) | Self::OutcomeUnknown { .. } => true,
+            Self::Api(_) | Self::Decode(_) | Self::Walk(_) | Self::Item(_) | Self::OutcomeUnknown { .. } => true,
         }
     }
 
@@ -109,7 +109,7 @@ impl Error {
     /// the request went out, and undecodable successes prove nothing.
     pub fn platform_may_have_acted(&self) -> bool {
         match self {
-            Self::Platform(api) => !refused_by_platform(api),
+            Self::Api(api) => !refused_by_platform(api),
             Self::OutcomeUnknown { .. } => true,
             other => other.request_may_have_been_sent(),
         }
@@ -133,7 +133,7 @@ impl Error {
     /// The platform error, if the platform answered one (also inside [`Error::OutcomeUnknown`]).
     pub fn api(&self) -> Option<&ApiError> {
         match self.cause() {
-            Self::Platform(e) => Some(e),
+            Self::Api(e) => Some(e),
             _ => None,
         }
     }
@@ -147,13 +147,19 @@ impl Error {
         Self::OutcomeUnknown { endpoint, source: Box::new(self) }
     }
 
-    pub(crate) fn from_proto(e: iot_proto::Error) -> Self {
+    pub(crate) fn from_build(e: iot_proto::IntoHttpError) -> Self {
         match e {
-            iot_proto::Error::Invalid(v) => Self::Invalid(v),
-            iot_proto::Error::Api(a) => Self::Platform(a),
-            iot_proto::Error::Decode(d) => Self::Decode(d),
-            iot_proto::Error::MissingCredentials { endpoint } => Self::Invalid(missing_credentials(endpoint)),
+            iot_proto::IntoHttpError::Invalid(v) => Self::Invalid(v),
+            iot_proto::IntoHttpError::MissingCredentials { endpoint } => Self::Invalid(missing_credentials(endpoint)),
             other => Self::Invalid(ValidationError::new("request", other.to_string(), None)),
+        }
+    }
+
+    pub(crate) fn from_answer(e: iot_proto::FromHttpResponseError) -> Self {
+        match e {
+            iot_proto::FromHttpResponseError::Api(a) => Self::Api(a),
+            iot_proto::FromHttpResponseError::Decode(d) => Self::Decode(d),
+            other => Self::Decode(iot_proto::DecodeError::new(http::StatusCode::OK, ".", other.to_string(), b"")),
         }
     }
 

@@ -11,7 +11,7 @@ use serde::de::{DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::endpoint::{BodyKind, Endpoint, Page, ResponseKind};
-use crate::error::{ApiError, DecodeError, Error, excerpt};
+use crate::error::{ApiError, DecodeError, FromHttpResponseError, IntoHttpError, excerpt};
 use crate::generated::ErrorCode;
 use crate::wire::BaseUrl;
 
@@ -27,9 +27,9 @@ pub struct BearerAuth<'a> {
     pub token: &'a AccessToken,
 }
 
-fn sensitive(value: &str) -> Result<HeaderValue, Error> {
+fn sensitive(value: &str) -> Result<HeaderValue, IntoHttpError> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Error::Invalid(crate::ValidationError {
+        IntoHttpError::Invalid(crate::ValidationError {
             field: "credentials".into(),
             rule: "must be a valid header value (visible ASCII)".into(),
             code: None,
@@ -60,7 +60,7 @@ pub fn build_request<E: Endpoint>(
     ep: &E,
     base: &BaseUrl,
     auth: Option<BearerAuth<'_>>,
-) -> Result<http::Request<Vec<u8>>, Error> {
+) -> Result<http::Request<Vec<u8>>, IntoHttpError> {
     ep.validate()?;
     let meta = E::META;
     let mut w = crate::endpoint::ParamWriter::default();
@@ -75,7 +75,7 @@ pub fn build_request<E: Endpoint>(
     let mut builder = http::Request::builder().method(meta.method.as_http()).uri(uri);
     builder = builder.header(ACCEPT, HeaderValue::from_static("application/json"));
     if meta.auth {
-        let auth = auth.ok_or(Error::MissingCredentials { endpoint: meta.name })?;
+        let auth = auth.ok_or(IntoHttpError::MissingCredentials { endpoint: meta.name })?;
         builder = builder.header(APP_KEY, sensitive(auth.app_id.as_str())?);
         let mut bearer = String::with_capacity(7 + auth.token.expose_secret().len());
         bearer.push_str("Bearer ");
@@ -96,8 +96,8 @@ pub fn build_request<E: Endpoint>(
     builder.body(body).map_err(|e| invalid_body(&e.to_string()))
 }
 
-fn invalid_body(message: &str) -> Error {
-    Error::Invalid(crate::ValidationError { field: "body".into(), rule: message.to_owned(), code: None })
+fn invalid_body(message: &str) -> IntoHttpError {
+    IntoHttpError::Invalid(crate::ValidationError { field: "body".into(), rule: message.to_owned(), code: None })
 }
 
 /// Reads an endpoint's HTTP answer into its typed answer, or a typed error.
@@ -107,23 +107,25 @@ fn invalid_body(message: &str) -> Error {
 /// `error_code` (or only `error_desc`) at its top level is an error too, whatever its size and for every
 /// endpoint, including those that answer nothing. Decode failures carry the JSON path of the failure; a page
 /// with unreadable items keeps its readable ones (see [`read_page`]).
-pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(response: &http::Response<B>) -> Result<E::Response, Error> {
+pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(
+    response: &http::Response<B>,
+) -> Result<E::Response, FromHttpResponseError> {
     let status = response.status();
     let body = response.body().as_ref();
     if !status.is_success() {
-        return Err(Error::Api(ApiError::from_body(status, body)));
+        return Err(FromHttpResponseError::Api(ApiError::from_body(status, body)));
     }
     match E::META.response {
         ResponseKind::Empty => {
             // Nothing to read, unless the platform wrote an error object where it owed nothing.
             if let Some((code, description)) = crate::error::probe_error_body(body) {
-                return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
+                return Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }));
             }
             decode_json::<E::Response>(status, b"null")
         }
         ResponseKind::Json => E::read_answer(status, body).map_err(|mut e| {
             if E::META.secret_response {
-                if let Error::Decode(d) = &mut e {
+                if let FromHttpResponseError::Decode(d) = &mut e {
                     // The answer holds tokens: never quote it, not even in an error.
                     d.body_excerpt = "[redacted: the answer carries tokens]".to_owned();
                     // serde quotes offending values (a token sent as a number, say): keep only the path.
@@ -139,15 +141,17 @@ pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(response: &http::Response<B>)
 /// out while `T` is read, so an error object is told apart from an answer without a second parse. Only when
 /// that pass fails is the body read again, to tell an error object from a malformed answer and to find the
 /// JSON path of the failure.
-pub fn read_answer<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, Error> {
+pub fn read_answer<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, FromHttpResponseError> {
     match fast::<T>(body) {
         Some(Ok(value)) => Ok(value),
-        Some(Err((code, description))) => Err(Error::Api(ApiError { status, code, description, body_excerpt: None })),
+        Some(Err((code, description))) => {
+            Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }))
+        }
         None => {
             if let Some((code, description)) = crate::error::probe_error_body(body) {
-                return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
+                return Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }));
             }
-            Err(Error::Decode(decode_error::<T>(status, body)))
+            Err(FromHttpResponseError::Decode(decode_error::<T>(status, body)))
         }
     }
 }
@@ -156,23 +160,23 @@ pub fn read_answer<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Resu
 /// cannot be read, the page still yields every readable item, with each unreadable one described in the page's
 /// `rejected` list (its index, the JSON path and the reason). Only a page whose own members are unreadable (its
 /// `totalCount`, say, or items that are not a list) is an error as a whole.
-pub fn read_page<P: Page + DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<P, Error>
+pub fn read_page<P: Page + DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<P, FromHttpResponseError>
 where
     P::Item: DeserializeOwned,
 {
     match fast::<P>(body) {
         Some(Ok(page)) => return Ok(page),
         Some(Err((code, description))) => {
-            return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
+            return Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }));
         }
         None => {}
     }
     // The slow path, for pages that failed the fast one: read the tree, then each item on its own.
     let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Err(Error::Decode(decode_error::<P>(status, body)));
+        return Err(FromHttpResponseError::Decode(decode_error::<P>(status, body)));
     };
     if let Some((code, description)) = crate::error::error_members(&object) {
-        return Err(Error::Api(ApiError { status, code, description, body_excerpt: None }));
+        return Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }));
     }
     // Every spelling of the items member comes out of the object; the first that carries a value is read.
     let mut items_value = None;
@@ -188,14 +192,19 @@ where
         Ok(page) => page,
         Err(e) => {
             let (path, message) = (e.path().to_string(), e.inner().to_string());
-            return Err(Error::Decode(DecodeError { status, path, message, body_excerpt: excerpt(body) }));
+            return Err(FromHttpResponseError::Decode(DecodeError {
+                status,
+                path,
+                message,
+                body_excerpt: excerpt(body),
+            }));
         }
     };
     let raw_items = match items_value {
         None => Vec::new(),
         Some((_, serde_json::Value::Array(items))) => items,
         Some((name, other)) => {
-            return Err(Error::Decode(DecodeError {
+            return Err(FromHttpResponseError::Decode(DecodeError {
                 status,
                 path: name.to_owned(),
                 message: format!("expected a list of items, found {}", kind_of(&other)),
@@ -249,10 +258,10 @@ fn fast<T: DeserializeOwned>(body: &[u8]) -> Option<Result<T, ErrorMembers>> {
 }
 
 /// Decodes JSON in one fast pass; only on failure is it decoded again to find the path of the failure.
-pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, Error> {
+pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, FromHttpResponseError> {
     match serde_json::from_slice(body) {
         Ok(v) => Ok(v),
-        Err(_) => Err(Error::Decode(decode_error::<T>(status, body))),
+        Err(_) => Err(FromHttpResponseError::Decode(decode_error::<T>(status, body))),
     }
 }
 

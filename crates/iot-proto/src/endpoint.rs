@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, Error};
+use crate::error::{ApiError, FromHttpResponseError, IntoHttpError};
 use crate::generated::EndpointId;
 use crate::pager::PagingLimits;
 use crate::validate::{Validate, Validator};
@@ -246,19 +246,21 @@ pub trait Endpoint: Sized + fmt::Debug + Clone + PartialEq {
         &self,
         base: &BaseUrl,
         auth: Option<client::BearerAuth<'_>>,
-    ) -> Result<http::Request<Vec<u8>>, Error> {
+    ) -> Result<http::Request<Vec<u8>>, IntoHttpError> {
         client::build_request(self, base, auth)
     }
 
     /// Reads the HTTP answer (client side): the typed answer, or a typed error.
-    fn try_from_http_response<B: AsRef<[u8]>>(response: &http::Response<B>) -> Result<Self::Response, Error> {
+    fn try_from_http_response<B: AsRef<[u8]>>(
+        response: &http::Response<B>,
+    ) -> Result<Self::Response, FromHttpResponseError> {
         client::parse_response::<Self, B>(response)
     }
 
     /// Reads the body of a 2xx JSON answer (client side). Generated for paged queries to call
     /// [`client::read_page`], which keeps the readable items of a page that holds unreadable ones; every other
     /// endpoint reads with [`client::read_answer`].
-    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, Error> {
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, FromHttpResponseError> {
         client::read_answer::<Self::Response>(status, body)
     }
 

@@ -228,6 +228,13 @@ pub struct DecodeError {
     pub body_excerpt: String,
 }
 
+impl DecodeError {
+    /// An answer with `status` unreadable at `path` (`.` for the whole body) for `message`.
+    pub fn new(status: StatusCode, path: impl Into<String>, message: impl Into<String>, body: &[u8]) -> Self {
+        Self { status, path: path.into(), message: message.into(), body_excerpt: excerpt(body) }
+    }
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "cannot decode the {} answer at `{}`: {}", self.status, self.path, self.message)
@@ -236,11 +243,11 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// The error enum of the protocol layer.
+/// Why a request could not be turned into HTTP; nothing was sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
-    /// The request breaks a rule of the contract and was not built.
+pub enum IntoHttpError {
+    /// The request breaks a rule of the contract.
     #[error("invalid request")]
     Invalid(#[source] ValidationError),
     /// The endpoint needs `app_key` and a bearer token, and none were given.
@@ -249,6 +256,12 @@ pub enum Error {
         /// The endpoint's name.
         endpoint: &'static str,
     },
+}
+
+/// Why an HTTP answer is not the endpoint's success: the platform refused, or the body is unreadable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FromHttpResponseError {
     /// The platform answered with an error.
     #[error("platform error")]
     Api(#[source] ApiError),
@@ -257,29 +270,29 @@ pub enum Error {
     Decode(#[source] DecodeError),
 }
 
-impl Error {
+impl FromHttpResponseError {
     /// The platform error, if this is one.
     pub fn api(&self) -> Option<&ApiError> {
         match self {
             Self::Api(e) => Some(e),
-            _ => None,
+            Self::Decode(_) => None,
         }
     }
 }
 
-impl From<ValidationError> for Error {
+impl From<ValidationError> for IntoHttpError {
     fn from(e: ValidationError) -> Self {
         Self::Invalid(e)
     }
 }
 
-impl From<ApiError> for Error {
+impl From<ApiError> for FromHttpResponseError {
     fn from(e: ApiError) -> Self {
         Self::Api(e)
     }
 }
 
-impl From<DecodeError> for Error {
+impl From<DecodeError> for FromHttpResponseError {
     fn from(e: DecodeError) -> Self {
         Self::Decode(e)
     }

@@ -697,7 +697,7 @@ impl Endpoint for QueryPackageList {
         }
     }
 
-    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::FromHttpResponseError> {
         crate::client::read_page::<Self::Response>(status, body)
     }
 }
@@ -1104,7 +1104,7 @@ impl Endpoint for QuerySubOperations {
         }
     }
 
-    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::FromHttpResponseError> {
         crate::client::read_page::<Self::Response>(status, body)
     }
 }
@@ -1284,7 +1284,7 @@ impl Endpoint for QueryUpgradeTaskList {
         }
     }
 
-    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::FromHttpResponseError> {
         crate::client::read_page::<Self::Response>(status, body)
     }
 }
@@ -1594,7 +1594,7 @@ impl Endpoint for QueryTaskDetails {
         }
     }
 
-    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::Error> {
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::FromHttpResponseError> {
         crate::client::read_page::<Self::Response>(status, body)
     }
 }

@@ -42,6 +42,6 @@ pub mod wire;
 
 pub use client::{APP_KEY, BearerAuth};
 pub use endpoint::{Empty, Endpoint, EndpointMeta, NoBody, Page, Paged};
-pub use error::{ApiError, DecodeError, Error, ErrorClass, ErrorInfo, ValidationError};
+pub use error::{ApiError, DecodeError, ErrorClass, ErrorInfo, FromHttpResponseError, IntoHttpError, ValidationError};
 pub use generated::*;
 pub use wire::BaseUrl;

@@ -59,7 +59,7 @@ fn create_task() -> CreateSoftwareUpgradeTask {
 
 fn platform_error(result: Result<impl std::fmt::Debug, Error>) -> iot_proto::ApiError {
     match result {
-        Err(Error::Platform(api)) => api,
+        Err(Error::Api(api)) => api,
         other => panic!("expected a platform error, got {other:?}"),
     }
 }
@@ -488,7 +488,7 @@ async fn a_create_refused_with_a_platform_code_certainly_did_not_create_the_task
             let (err, _, _) = failed_create(answer).await;
             assert!(!err.outcome_unknown(), "{what}: {err:?}");
             assert!(!err.platform_may_have_acted(), "{what}: {err:?}");
-            assert!(matches!(err, Error::Platform(_)), "{what}: {err:?}");
+            assert!(matches!(err, Error::Api(_)), "{what}: {err:?}");
             assert!(!err.to_string().contains("may exist"), "{what}: {err}");
         }
 
@@ -1223,7 +1223,7 @@ async fn an_error_in_the_middle_of_a_walk_ends_it() {
         assert_eq!(pages.len(), 2);
         assert_eq!(pages[0].as_ref().unwrap().data.len(), 10);
         assert_error_hides_secrets(pages[1].as_ref().unwrap_err());
-        assert!(matches!(&pages[1], Err(Error::Platform(api)) if api.code == Some(ErrorCode::PageOutOfRange)));
+        assert!(matches!(&pages[1], Err(Error::Api(api)) if api.code == Some(ErrorCode::PageOutOfRange)));
         assert_eq!(platform.log().count(Kind::Api), 2);
         platform.stop().await;
     })

@@ -519,7 +519,7 @@ async fn throttling_surfaces_as_a_platform_error_when_retries_are_off() {
             client.query_upgrade_task_list(&QueryUpgradeTaskList::new()).await.unwrap();
         }
         let err = client.query_upgrade_task_list(&QueryUpgradeTaskList::new()).await.unwrap_err();
-        let Error::Platform(api) = &err else { panic!("expected a platform error, got {err:?}") };
+        let Error::Api(api) = &err else { panic!("expected a platform error, got {err:?}") };
         assert!(api.is_throttled(), "{api:?}");
         assert!(!api.is_token_invalid());
         assert_eq!(code(&err), Some((403, "1010009".to_owned())));

@@ -14,9 +14,9 @@ fn ts(s: &str) -> Option<Timestamp> {
     Some(Timestamp::parse(s).unwrap())
 }
 
-fn api_error(result: Result<impl std::fmt::Debug, Error>) -> ApiError {
+fn api_error(result: Result<impl std::fmt::Debug, FromHttpResponseError>) -> ApiError {
     match result {
-        Err(Error::Api(e)) => e,
+        Err(FromHttpResponseError::Api(e)) => e,
         other => panic!("expected a platform error, got {other:?}"),
     }
 }
@@ -293,7 +293,7 @@ fn undecodable_body_reports_the_json_path() {
     // A page member (not an item) that cannot be read fails the page, at its path.
     let body = br#"{"totalCount": "many", "data": []}"#.to_vec();
     match QueryUpgradeTaskList::try_from_http_response(&response(200, body.clone())) {
-        Err(Error::Decode(e)) => {
+        Err(FromHttpResponseError::Decode(e)) => {
             assert_eq!(e.status, http::StatusCode::OK);
             assert_eq!(e.path, "totalCount");
             assert_eq!(e.body_excerpt.as_bytes(), &body[..]);
@@ -303,12 +303,12 @@ fn undecodable_body_reports_the_json_path() {
     }
     // Outside pages, an unreadable member fails the answer at its path.
     match QueryUpgradeTask::try_from_http_response(&response(200, r#"{"operationId":"op","createTime":"today"}"#)) {
-        Err(Error::Decode(e)) => assert_eq!(e.path, "createTime"),
+        Err(FromHttpResponseError::Decode(e)) => assert_eq!(e.path, "createTime"),
         other => panic!("expected a decode error, got {other:?}"),
     }
     // A body that is not JSON at all fails at the root.
     match QueryUpgradeTask::try_from_http_response(&response(200, "<html>ok</html>")) {
-        Err(Error::Decode(e)) => assert_eq!(e.path, "."),
+        Err(FromHttpResponseError::Decode(e)) => assert_eq!(e.path, "."),
         other => panic!("expected a decode error, got {other:?}"),
     }
 }

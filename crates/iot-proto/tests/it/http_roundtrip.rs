@@ -29,7 +29,7 @@ fn check_request<E: Endpoint>(ep: &E, router: &Router) -> Result<bool, TestCaseE
     let built = ep.try_into_http_request(&base(), Some(auth(&app, &tok)));
     if let Err(rule) = ep.validate() {
         // A request that breaks the contract is never built, and the build reports the same violation.
-        prop_assert_eq!(built.err(), Some(Error::Invalid(rule)));
+        prop_assert_eq!(built.err(), Some(IntoHttpError::Invalid(rule)));
         return Ok(false);
     }
     let req = built.map_err(|e| fail("build", e))?;

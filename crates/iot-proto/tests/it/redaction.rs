@@ -15,7 +15,7 @@ fn assert_hidden(what: &str, shown: &[String]) {
     }
 }
 
-fn debug_and_display(e: &Error) -> Vec<String> {
+fn debug_and_display(e: &dyn std::error::Error) -> Vec<String> {
     let mut out = vec![format!("{e:?}"), format!("{e:#?}"), e.to_string()];
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -75,13 +75,13 @@ fn build_errors_do_not_echo_credentials() {
     let err = QueryUpgradeTaskList::new()
         .try_into_http_request(&base(), Some(BearerAuth { app_id: &app, token: &bad_token }))
         .unwrap_err();
-    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert!(matches!(err, IntoHttpError::Invalid(_)), "{err:?}");
     assert_hidden("header error", &debug_and_display(&err));
     // A secret over the length limit is refused without being quoted.
     let err = Login::new(LoginForm::new(app, AppSecret::new(SENTINEL.repeat(30))))
         .try_into_http_request(&base(), None)
         .unwrap_err();
-    assert!(matches!(&err, Error::Invalid(v) if v.field == "secret"), "{err:?}");
+    assert!(matches!(&err, IntoHttpError::Invalid(v) if v.field == "secret"), "{err:?}");
     assert_hidden("length error", &debug_and_display(&err));
 }
 
@@ -113,7 +113,7 @@ fn platform_errors_on_token_calls_do_not_carry_tokens() {
     // A token answer that fails to decode must not put the tokens it holds into the error's excerpt.
     let body = format!(r#"{{"accessToken":"{SENTINEL}","refreshToken":"{SENTINEL}","expiresIn":"soon"}}"#);
     let err = Login::try_from_http_response(&response(200, body.clone())).unwrap_err();
-    assert!(matches!(&err, Error::Decode(d) if d.path == "expiresIn"), "{err:?}");
+    assert!(matches!(&err, FromHttpResponseError::Decode(d) if d.path == "expiresIn"), "{err:?}");
     assert_hidden("login decode error", &debug_and_display(&err));
     let err = RefreshAccessToken::try_from_http_response(&response(200, body)).unwrap_err();
     assert_hidden("refresh decode error", &debug_and_display(&err));

@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 use iot_model::strategies;
-use iot_proto::{Endpoint, Error};
+use iot_proto::{Endpoint, FromHttpResponseError};
 use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -292,7 +292,7 @@ fn an_error_object_is_an_error_under_any_2xx_status_for_every_endpoint() {
                 let err = E::try_from_http_response(&response(status, body.to_string()))
                     .map(|_| ())
                     .expect_err(&format!("{} took an error object for an answer under {status}", E::META.name));
-                let Error::Api(api) = err else { panic!("{}: {err:?}", E::META.name) };
+                let FromHttpResponseError::Api(api) = err else { panic!("{}: {err:?}", E::META.name) };
                 assert_eq!(api.status.as_u16(), status);
                 if body.get("error_code").is_some() {
                     assert_eq!(api.code.as_ref().map(|c| c.as_str()), Some("123029"), "{}", E::META.name);

@@ -32,7 +32,7 @@ fn uri(from: &str, to: &str) -> Server {
     Server::Uri(from.to_owned(), to.to_owned())
 }
 
-fn build<E: Endpoint>(ep: &E) -> Result<http::Request<Vec<u8>>, Error> {
+fn build<E: Endpoint>(ep: &E) -> Result<http::Request<Vec<u8>>, IntoHttpError> {
     let (app, tok) = (app_id(), token());
     ep.try_into_http_request(&base(), Some(auth(&app, &tok)))
 }
@@ -91,7 +91,7 @@ impl Table {
             return Err(format!("expected {field} / {code:?}, got {} / {:?} ({})", err.field, err.code, err.rule));
         }
         match build(invalid) {
-            Err(Error::Invalid(e)) if e == err => {}
+            Err(IntoHttpError::Invalid(e)) if e == err => {}
             other => return Err(format!("the client built or failed differently: {other:?}")),
         }
         let good = build(valid).map_err(|e| format!("{e:?}"))?;
@@ -121,7 +121,7 @@ impl Table {
         }
         let answer = error_response(&api);
         match QueryUpgradeTask::try_from_http_response(&answer) {
-            Err(Error::Api(back)) if back.code == api.code && back.status == api.status => Ok(()),
+            Err(FromHttpResponseError::Api(back)) if back.code == api.code && back.status == api.status => Ok(()),
             other => Err(format!("the client read the error answer as {other:?}")),
         }
     }
