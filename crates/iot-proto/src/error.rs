@@ -132,6 +132,29 @@ impl ApiError {
     pub fn is_server_error(&self) -> bool {
         self.class() == ErrorClass::Server
     }
+
+    /// Whether trying the same call again later may succeed: throttling, a server failure, a rejected token.
+    pub fn is_retryable(&self) -> bool {
+        self.class() != ErrorClass::Permanent
+    }
+
+    /// Whether the answer proves that the platform refused the request without acting on it.
+    ///
+    /// It does when it carries a platform `error_code` that is not a server failure: the throttling (`1010009`)
+    /// and rejected-token (`1010005`) codes under any status, other documented codes unless they report an
+    /// internal error, and undocumented codes under a status that is neither 429 nor 5xx. Answers without a code
+    /// (429, 5xx, HTML pages from a proxy) may come from something in front of the platform after it acted, so
+    /// they prove nothing.
+    pub fn proves_refusal(&self) -> bool {
+        let Some(code) = &self.code else { return false };
+        match code.info().map(|info| info.class) {
+            Some(ErrorClass::Throttled | ErrorClass::TokenInvalid | ErrorClass::Permanent) => true,
+            // An internal error may have struck halfway through the work.
+            Some(ErrorClass::Server) => false,
+            // An undocumented code is read by its status: a load-shedding or server status proves nothing.
+            _ => self.status.as_u16() != 429 && !self.status.is_server_error(),
+        }
+    }
 }
 
 impl fmt::Display for ApiError {

@@ -27,6 +27,7 @@
 //! assert!(page.data.is_empty());
 //! ```
 
+pub mod call;
 pub mod client;
 pub mod endpoint;
 pub mod error;

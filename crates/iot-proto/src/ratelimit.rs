@@ -30,6 +30,39 @@ pub enum Acquire {
     WaitUntil(Instant),
 }
 
+/// A call quota: at most `calls` calls in any `window`. Plain data, for configurations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// Calls allowed in any window; 0 switches the limit off.
+    pub calls: u32,
+    /// The length of the window; zero switches the limit off.
+    pub window: Duration,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self::platform()
+    }
+}
+
+impl RateLimit {
+    /// `calls` per `window`; `calls == 0` or a zero window means no limit.
+    pub const fn new(calls: u32, window: Duration) -> Self {
+        Self { calls, window }
+    }
+
+    /// The platform's quota per application: 100 calls in any 60 seconds.
+    pub const fn platform() -> Self {
+        Self::new(100, Duration::from_secs(60))
+    }
+
+    /// No limit.
+    pub const fn disabled() -> Self {
+        Self::new(0, Duration::ZERO)
+    }
+}
+
 /// A sliding-window limit of `calls` per `window` (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimiter {
@@ -47,7 +80,7 @@ impl RateLimiter {
 
     /// The platform's default quota: 100 calls per 60 seconds.
     pub fn platform_default() -> Self {
-        Self::new(100, Duration::from_secs(60))
+        Self::from(RateLimit::platform())
     }
 
     /// A limiter that never waits.
@@ -66,27 +99,34 @@ impl RateLimiter {
         if !self.is_enabled() {
             return Acquire::Go;
         }
-        while self.sent.front().is_some_and(|t| now.saturating_duration_since(*t) >= self.window) {
-            self.sent.pop_front();
-        }
+        let window = self.window;
+        self.sent.retain(|t| now.saturating_duration_since(*t) < window);
         if self.sent.len() < self.calls {
             self.sent.push_back(now);
             return Acquire::Go;
         }
-        match self.sent.front() {
+        match self.sent.iter().min() {
             Some(oldest) => Acquire::WaitUntil(*oldest + self.window),
             None => Acquire::Go,
         }
     }
 
-    /// Records a throttling answer (1010009) at `now`: the platform counted more calls than this limiter did
-    /// (another process shares the application, say), so the window is taken as full from `now`.
-    pub fn handle_throttled(&mut self, now: Instant) {
-        if !self.is_enabled() {
-            return;
+    /// Records that the call sent at `sent_at` got its answer at `now`; call it when the answer (or the failure)
+    /// arrives.
+    ///
+    /// The platform counts a call when the request arrives, somewhere between the two instants. Counting it from
+    /// the later one keeps the next window's first call from reaching the platform before the previous window's
+    /// last one has left it there, whatever the network's delays.
+    pub fn handle_completed(&mut self, sent_at: Instant, now: Instant) {
+        if let Some(slot) = self.sent.iter_mut().rev().find(|t| **t == sent_at) {
+            *slot = now.max(sent_at);
         }
-        self.sent.clear();
-        self.sent.extend(std::iter::repeat_n(now, self.calls.min(1 << 20)));
+    }
+}
+
+impl From<RateLimit> for RateLimiter {
+    fn from(limit: RateLimit) -> Self {
+        Self::new(limit.calls, limit.window)
     }
 }
 
@@ -136,13 +176,29 @@ mod tests {
     }
 
     #[test]
-    fn a_throttling_answer_fills_the_window() {
+    fn a_call_counts_from_when_its_answer_arrived() {
         let t0 = Instant::now();
-        let mut limiter = RateLimiter::new(10, Duration::from_secs(60));
+        let mut limiter = RateLimiter::new(2, Duration::from_secs(60));
         assert_eq!(limiter.poll_acquire(t0), Acquire::Go);
-        let later = t0 + Duration::from_secs(5);
-        limiter.handle_throttled(later);
-        assert_eq!(limiter.poll_acquire(later), Acquire::WaitUntil(later + Duration::from_secs(60)));
-        assert_eq!(limiter.poll_acquire(later + Duration::from_secs(60)), Acquire::Go);
+        let second = t0 + Duration::from_secs(1);
+        assert_eq!(limiter.poll_acquire(second), Acquire::Go);
+        // The first call's answer took 5 s: the platform may have counted it as late as then.
+        limiter.handle_completed(t0, t0 + Duration::from_secs(5));
+        // The window frees up when the earliest counted call (now the second, at 1 s) leaves it.
+        assert_eq!(limiter.poll_acquire(second), Acquire::WaitUntil(second + Duration::from_secs(60)));
+        assert_eq!(limiter.poll_acquire(second + Duration::from_secs(60)), Acquire::Go);
+        // The next slot is the first call's, counted from its answer.
+        let later = second + Duration::from_secs(60);
+        assert_eq!(limiter.poll_acquire(later), Acquire::WaitUntil(t0 + Duration::from_secs(65)));
+        // Completing a call the limiter never counted (switched off, say) changes nothing.
+        limiter.handle_completed(t0 + Duration::from_secs(999), later);
+        assert_eq!(limiter.poll_acquire(later), Acquire::WaitUntil(t0 + Duration::from_secs(65)));
+    }
+
+    #[test]
+    fn the_platform_limit_is_the_default() {
+        assert_eq!(RateLimit::default(), RateLimit::new(100, Duration::from_secs(60)));
+        assert!(RateLimiter::from(RateLimit::platform()).is_enabled());
+        assert!(!RateLimiter::from(RateLimit::disabled()).is_enabled());
     }
 }

@@ -70,6 +70,11 @@ pub enum TransportFailure {
     ResetAfterSend,
     /// The response body exceeded the configured size limit.
     BodyTooLarge,
+    /// The TLS peer was refused (an untrusted server certificate, a refused client certificate): the platform
+    /// did not process the request, and retrying cannot help.
+    TlsRefused,
+    /// The transport cannot send the request as given (no host in the URI, say); nothing was sent.
+    Unsendable,
     /// Any other transport failure; treated as possibly sent.
     Other,
 }
@@ -78,9 +83,16 @@ impl TransportFailure {
     /// Returns whether the server may have received, and acted on, the request.
     pub const fn request_may_have_been_sent(&self) -> bool {
         match self {
-            Self::ConnectFailed | Self::TlsHandshake | Self::ResetBeforeSend => false,
+            Self::ConnectFailed | Self::TlsHandshake | Self::ResetBeforeSend | Self::TlsRefused | Self::Unsendable => {
+                false
+            }
             Self::Timeout | Self::ResetAfterSend | Self::BodyTooLarge | Self::Other => true,
         }
+    }
+
+    /// Returns whether sending the same request again may succeed (for calls that may be repeated).
+    pub fn is_retryable(&self) -> bool {
+        classify(&Signal::Transport(*self)) != FailureClass::Permanent
     }
 }
 
@@ -144,8 +156,10 @@ pub fn classify(signal: &Signal<'_>) -> FailureClass {
             TransportFailure::Timeout | TransportFailure::ResetAfterSend | TransportFailure::Other => {
                 FailureClass::ServerTransient
             }
-            // The same request would bring back the same oversized body.
-            TransportFailure::BodyTooLarge => FailureClass::Permanent,
+            // The same request would bring back the same oversized body, or meet the same refusal.
+            TransportFailure::BodyTooLarge | TransportFailure::TlsRefused | TransportFailure::Unsendable => {
+                FailureClass::Permanent
+            }
         },
         Signal::Decode => FailureClass::Permanent,
         Signal::Response { status, error_code, retry_after } => match classify_answer(status, error_code) {
