@@ -538,7 +538,7 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
     }
 
     /// Says what to do next at `now`. Call it first, and again after every `handle_*` and every wait.
-    #[must_use]
+    #[must_use = "the step says what the driver must do next"]
     pub fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<E::Response, T> {
         match self.poll_inner(core, now) {
             Step::Send(transmit) => Step::Send(transmit),
@@ -731,7 +731,7 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
             return None;
         }
         // No one else holds the renewal (or its holder was lost): this call renews for everyone.
-        if !core.renewing.is_some_and(|r| r.call == self.id) {
+        if core.renewing.is_none_or(|r| r.call != self.id) {
             core.renewing = Some(Renewing { call: self.id, since: now });
         }
         if let Some(until) = self.gated(core, now) {
@@ -911,7 +911,7 @@ impl<T> Renewal<T> {
     }
 
     /// Says what to do next at `now`; see [`Call::poll`].
-    #[must_use]
+    #[must_use = "the step says what the driver must do next"]
     pub fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<(), T> {
         match self.0.poll_inner(core, now) {
             Step::Send(t) => Step::Send(t),
