@@ -1,33 +1,45 @@
-//! The client: drives iot-proto's token session, retry policy and pager over the transport.
+//! The client: a thin tokio driver of iot-proto's call machine. It moves bytes, reads the clock, sleeps and
+//! waits; every decision (tokens, retries, pacing, deadlines, outcome of creates) is the machine's.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use iot_model::{AppId, AppSecret, AuthToken, LoginForm, LogoutRequest, RefreshTokenRequest};
-use iot_proto::retry::{RetryCall, RetryDecision, RetryPolicy, RetryQuota, Signal, SplitMix64, TransportFailure};
-use iot_proto::session::{SessionAction, SessionConfig, SessionState, TokenLease, TokenSession};
-use iot_proto::{BaseUrl, BearerAuth, Endpoint, Login, Logout, RefreshAccessToken};
+use iot_model::{AppId, AppSecret};
+use iot_proto::call::{Call, ClientCore, CoreConfig, Event, Renewal, Step, Transmit};
+use iot_proto::ratelimit::RateLimit;
+use iot_proto::retry::{RetryPolicy, RetryQuota, TransportFailure};
+use iot_proto::session::{SessionConfig, SessionState};
+use iot_proto::{BaseUrl, Endpoint};
+use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::error::Error;
-use crate::transport::{TimeoutPhase, Transport, TransportConfig, TransportError};
+use crate::transport::{Transport, TransportConfig, TransportError};
 
-/// Waits for a duration; injectable so tests can record the delays instead of sleeping.
-pub trait Sleeper: Send + Sync + 'static {
-    /// A future that completes after `duration`.
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+/// The clock the client reads and sleeps on; injectable so tests can run on a virtual clock instead of waiting.
+///
+/// `now` and `sleep_until` must agree: after `sleep_until(t)` completes, `now()` is at least `t`.
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
+    fn now(&self) -> Instant;
+    /// A future that completes at `deadline` (at once if it has passed).
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
-/// The default sleeper: `tokio::time::sleep`.
+/// The default clock: `Instant::now` and `tokio::time::sleep_until`.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct TokioSleeper;
+pub struct TokioClock;
 
-impl Sleeper for TokioSleeper {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(tokio::time::sleep(duration))
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
     }
 }
 
@@ -53,8 +65,11 @@ pub struct ClientConfig {
     pub call_timeout: Duration,
     /// Most pages one paged walk fetches; a guard against a server that never stops (default 100 000).
     pub max_pages: u32,
-    /// Waits between retries.
-    pub sleeper: Arc<dyn Sleeper>,
+    /// The client-side call quota shared by all clones (default: the platform's 100 calls per 60 s;
+    /// [`RateLimit::disabled`] switches it off).
+    pub rate_limit: RateLimit,
+    /// The clock the client reads and sleeps on.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -67,13 +82,14 @@ impl fmt::Debug for ClientConfig {
             .field("retry", &self.retry)
             .field("call_timeout", &self.call_timeout)
             .field("max_pages", &self.max_pages)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
 
 impl ClientConfig {
-    /// A configuration with finite default timeouts, the platform's public roots, retries on, and the
-    /// retry quota on.
+    /// A configuration with finite default timeouts, the platform's public roots, retries on, the retry quota
+    /// on, and the platform's rate limit.
     pub fn new(base_url: BaseUrl, app_id: AppId, secret: AppSecret) -> Self {
         Self {
             base_url,
@@ -85,7 +101,8 @@ impl ClientConfig {
             retry_quota: RetryQuota::default().capacity(),
             call_timeout: Duration::from_secs(120),
             max_pages: 100_000,
-            sleeper: Arc::new(TokioSleeper),
+            rate_limit: RateLimit::platform(),
+            clock: Arc::new(TokioClock),
         }
     }
 
@@ -119,25 +136,41 @@ impl ClientConfig {
         self
     }
 
-    /// Sets the sleeper used between retries.
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = sleeper;
+    /// Sets the client-side call quota ([`RateLimit::disabled`] switches it off).
+    pub fn with_rate_limit(mut self, rate_limit: RateLimit) -> Self {
+        self.rate_limit = rate_limit;
         self
+    }
+
+    /// Sets the clock (a virtual one in tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn core(&self) -> CoreConfig {
+        let mut core = CoreConfig::new(self.base_url.clone(), self.app_id.clone(), self.secret.clone());
+        core.session = self.session;
+        core.retry = self.retry;
+        core.retry_quota = self.retry_quota;
+        core.rate_limit = self.rate_limit;
+        core.call_timeout = self.call_timeout;
+        core.max_pages = self.max_pages;
+        core
     }
 }
 
 struct Inner {
     config: ClientConfig,
     transport: Transport,
-    // An async mutex held across the login or refresh exchange: concurrent calls wait for one renewal
-    // instead of each logging in (a login invalidates the tokens issued before it).
-    session: tokio::sync::Mutex<TokenSession>,
-    quota: Mutex<RetryQuota>,
-    rng: Mutex<SplitMix64>,
+    /// The call machine's shared state. A plain mutex: it is never held across an await.
+    core: Mutex<ClientCore>,
+    /// Wakes the calls waiting for another call's token renewal.
+    renewed: Notify,
 }
 
-/// A client of the northbound API. Cheap to clone; clones share the connection pool, the token session and
-/// the retry quota. Every future it returns is `Send`.
+/// A client of the northbound API. Cheap to clone; clones share the connection pool, the token session, the
+/// retry quota and the rate limiter. Every future it returns is `Send`.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -166,26 +199,14 @@ impl fmt::Debug for Client {
     }
 }
 
-/// What one attempt's failure asks the call loop to do.
-enum Outcome {
-    Renew(Error),
-    Fail(Error),
-}
-
 impl Client {
     /// Builds a client; fails only when the TLS settings are unusable. No connection is opened yet.
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
         let transport = Transport::new(config.transport.clone()).map_err(Error::Config)?;
+        // Jitter only needs to differ between processes; the wall clock is a good enough seed.
         let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                session: tokio::sync::Mutex::new(TokenSession::new(config.session)),
-                quota: Mutex::new(RetryQuota::new(config.retry_quota)),
-                rng: Mutex::new(SplitMix64::new(seed)),
-                transport,
-                config,
-            }),
-        })
+        let core = ClientCore::new(config.core(), seed);
+        Ok(Self { inner: Arc::new(Inner { core: Mutex::new(core), renewed: Notify::new(), transport, config }) })
     }
 
     /// The configuration the client was built with.
@@ -194,254 +215,228 @@ impl Client {
     }
 
     /// Sends any endpoint's request: logs in or refreshes first when needed, retries what the policy allows,
-    /// renews a rejected token once, and returns the typed answer.
+    /// renews a rejected token once, paces calls under the rate limit, and returns the typed answer.
     ///
     /// A call that is not idempotent (a create) is resent only when its request never reached the platform or
     /// the platform proved that it refused it (throttling code `1010009`, or a rejected token, renewed once).
     /// When it fails after the platform may have acted, the error is [`Error::OutcomeUnknown`].
-    pub async fn send<E: Endpoint + Sync>(&self, request: &E) -> Result<E::Response, Error>
+    pub async fn send<E: Endpoint + Send + Sync>(&self, request: &E) -> Result<E::Response, Error>
     where
         E::Response: Send,
     {
-        let deadline = self.inner.config.call_timeout;
-        // Set while an attempt whose effect on the platform is unknown is in flight or was the last one; it
-        // lives outside the deadline so that a deadline firing mid-attempt still knows.
-        let in_doubt = AtomicBool::new(false);
-        let result = match tokio::time::timeout(deadline, self.send_inner(request, &in_doubt)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout(None)),
-        };
-        result.map_err(|e| e.settle(E::META.name, E::META.idempotent, in_doubt.load(Ordering::Acquire)))
-    }
-
-    async fn send_inner<E: Endpoint + Sync>(&self, request: &E, in_doubt: &AtomicBool) -> Result<E::Response, Error>
-    where
-        E::Response: Send,
-    {
-        let mut call = RetryCall::new(self.inner.config.retry, E::META.idempotent);
-        if !E::META.auth {
-            return self.with_retries(request, &mut call, None, Some(in_doubt)).await.map_err(Outcome::into_error);
-        }
-        let mut lease = self.lease().await?;
-        loop {
-            match self.with_retries(request, &mut call, Some(&lease), Some(in_doubt)).await {
-                Ok(answer) => return Ok(answer),
-                Err(Outcome::Fail(e)) => return Err(e),
-                Err(Outcome::Renew(_)) => {
-                    // The session decides whether to renew (the rejected token is current) or simply to use
-                    // the newer token another call already fetched; either way this call retries once, which
-                    // the retry bookkeeping enforces.
-                    self.inner.session.lock().await.handle_rejected(lease.generation);
-                    lease = self.lease().await?;
-                }
-            }
-        }
-    }
-
-    /// Runs attempts until success, a renewal request, or the policy gives up.
-    ///
-    /// `in_doubt`, when given, is set before each attempt goes out and afterwards tells whether the failed
-    /// attempt may have been acted on.
-    async fn with_retries<E: Endpoint + Sync>(
-        &self,
-        request: &E,
-        call: &mut RetryCall,
-        lease: Option<&TokenLease>,
-        in_doubt: Option<&AtomicBool>,
-    ) -> Result<E::Response, Outcome> {
-        let config = &self.inner.config;
-        loop {
-            let auth = lease.map(|l| BearerAuth { app_id: &config.app_id, token: &l.token });
-            let http_request = request
-                .try_into_http_request(&config.base_url, auth)
-                .map_err(|e| Outcome::Fail(Error::from_build(e)))?;
-            if let Some(flag) = in_doubt {
-                flag.store(true, Ordering::Release);
-            }
-            let (error, decision) = match self.inner.transport.send(http_request).await {
-                Ok(response) => match E::try_from_http_response(&response) {
-                    Ok(answer) => {
-                        let mut quota = self.inner.quota.lock().unwrap_or_else(PoisonError::into_inner);
-                        let quota = (config.retry_quota > 0).then_some(&mut *quota);
-                        std::mem::replace(call, RetryCall::new(config.retry, E::META.idempotent)).on_success(quota);
-                        return Ok(answer);
-                    }
-                    Err(e) => {
-                        let retry_after = response
-                            .headers()
-                            .get(http::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| iot_proto::retry::parse_retry_after(v, SystemTime::now()));
-                        let status = response.status().as_u16();
-                        let error = Error::from_answer(e);
-                        let decision = match &error {
-                            Error::Api(api) => {
-                                let code = api.code.as_ref().map(|c| c.as_str().to_owned());
-                                let signal = Signal::Response { status, error_code: code.as_deref(), retry_after };
-                                self.decide(call, &signal)
-                            }
-                            _ => self.decide(call, &Signal::Decode),
-                        };
-                        (error, decision)
-                    }
-                },
-                Err(transport) => {
-                    let decision = match failure_kind(&transport) {
-                        Some(kind) => self.decide(call, &Signal::Transport(kind)),
-                        // TLS, oversized bodies and malformed requests do not heal by retrying.
-                        None => RetryDecision::GiveUp(iot_proto::retry::GiveUpReason::Permanent),
-                    };
-                    (Error::from_transport(transport), decision)
-                }
-            };
-            if let Some(flag) = in_doubt {
-                flag.store(error.platform_may_have_acted(), Ordering::Release);
-            }
-            match decision {
-                RetryDecision::RetryAfter(delay) => config.sleeper.sleep(delay).await,
-                RetryDecision::RenewTokenAndRetry if lease.is_some() => return Err(Outcome::Renew(error)),
-                _ => return Err(Outcome::Fail(error)),
-            }
-        }
-    }
-
-    fn decide(&self, call: &mut RetryCall, signal: &Signal<'_>) -> RetryDecision {
-        let config = &self.inner.config;
-        let mut rng = self.inner.rng.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut quota = self.inner.quota.lock().unwrap_or_else(PoisonError::into_inner);
-        let quota = (config.retry_quota > 0).then_some(&mut *quota);
-        call.on_failure(signal, quota, &mut *rng)
-    }
-
-    /// A token to use now: logs in or refreshes first if the session says so. One renewal at a time.
-    async fn lease(&self) -> Result<TokenLease, Error> {
-        let mut session = self.inner.session.lock().await;
-        self.lease_locked(&mut session).await
-    }
-
-    /// Does what the session asks until it hands out a token; the caller holds the session lock.
-    async fn lease_locked(&self, session: &mut TokenSession) -> Result<TokenLease, Error> {
-        // At most: a refresh that fails, then a login. A third round would mean the platform hands out
-        // tokens the session cannot use, which must not loop.
-        for _ in 0..3 {
-            match session.poll(Instant::now()) {
-                SessionAction::Ready(lease) => return Ok(lease),
-                SessionAction::Login => {
-                    let token = self.exchange_login().await?;
-                    install(session, token, false);
-                }
-                SessionAction::Refresh(refresh_token) => {
-                    let request = RefreshAccessToken::new(RefreshTokenRequest::new(
-                        self.inner.config.app_id.clone(),
-                        self.inner.config.secret.clone(),
-                        refresh_token,
-                    ));
-                    match self.unauthenticated(&request).await {
-                        Ok(token) => install(session, token, true),
-                        // The platform refused the refresh token (expired, or invalidated by another login):
-                        // fall back to a login on the next round. Throttling and server failures are not a
-                        // verdict on the token, and a login would invalidate tokens other calls still use.
-                        Err(Error::Api(api)) if !api.is_throttled() && !api.is_server_error() => {
-                            session.handle_refresh_failed()
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
-        match session.poll(Instant::now()) {
-            SessionAction::Ready(lease) => Ok(lease),
-            _ => Err(Error::Invalid(iot_proto::ValidationError::new(
-                "session",
-                "the platform issued a token that expires at once",
-                None,
-            ))),
-        }
-    }
-
-    async fn exchange_login(&self) -> Result<AuthToken, Error> {
-        let config = &self.inner.config;
-        self.unauthenticated(&Login::new(LoginForm::new(config.app_id.clone(), config.secret.clone()))).await
-    }
-
-    async fn unauthenticated<E: Endpoint + Sync>(&self, request: &E) -> Result<E::Response, Error> {
-        let mut call = RetryCall::new(self.inner.config.retry, E::META.idempotent);
-        self.with_retries(request, &mut call, None, None).await.map_err(Outcome::into_error)
+        let span = tracing::info_span!("iot_call", endpoint = E::META.name);
+        let call = self.lock().call(request, self.now());
+        self.drive(call).instrument(span).await
     }
 
     /// Logs in now, replacing the current tokens (other calls wait for it). Calls log in by themselves when
     /// needed, so this is only for checking credentials early.
     pub async fn login(&self) -> Result<(), Error> {
-        let mut session = self.inner.session.lock().await;
-        let token = self.exchange_login().await?;
-        install(&mut session, token, false);
-        Ok(())
+        let renewal: Renewal<TransportError> = self.lock().login(self.now());
+        self.drive(renewal).instrument(tracing::info_span!("iot_call", endpoint = "Login")).await
     }
 
     /// Renews the access token now: refreshes it with the refresh token, or logs in when there is no usable
     /// refresh token (or no token yet), falling back to a login when the platform refuses the refresh token.
     ///
-    /// The renewal runs under the session lock, so calls made meanwhile wait for it and then use the new token
-    /// instead of renewing again. Calls renew by themselves when the token is due or rejected; this is for
-    /// applications that know better, for example after tokens were invalidated by a login elsewhere.
+    /// Calls made meanwhile wait for the renewal and then use the new token instead of renewing again. Calls
+    /// renew by themselves when the token is due or rejected; this is for applications that know better, for
+    /// example after tokens were invalidated by a login elsewhere.
     pub async fn renew_token(&self) -> Result<(), Error> {
-        let mut session = self.inner.session.lock().await;
-        session.handle_renewal_requested();
-        self.lease_locked(&mut session).await.map(|_| ())
+        let renewal: Renewal<TransportError> = self.lock().renew(self.now());
+        self.drive(renewal).instrument(tracing::info_span!("iot_call", endpoint = "RenewToken")).await
     }
 
     /// Revokes the current access token on the platform and forgets both tokens. Does nothing if the client
     /// holds no token.
     pub async fn logout(&self) -> Result<(), Error> {
-        let mut session = self.inner.session.lock().await;
-        let SessionAction::Ready(lease) = session.poll(Instant::now()) else {
-            session.handle_logout();
-            return Ok(());
-        };
-        let request = Logout::new(LogoutRequest::new(lease.token.clone()));
-        let mut call = RetryCall::new(self.inner.config.retry, true);
-        let result = self.with_retries(&request, &mut call, Some(&lease), None).await.map_err(Outcome::into_error);
-        session.handle_logout();
-        result.map(|_| ())
+        let Some(call) = self.lock().logout(self.now()) else { return Ok(()) };
+        self.drive(call).instrument(tracing::info_span!("iot_call", endpoint = "Logout")).await.map(|_| ())
     }
 
     /// The state of the token session, for diagnostics.
     pub async fn session_state(&self) -> SessionState {
-        self.inner.session.lock().await.state(Instant::now())
+        self.lock().session_state(self.now())
     }
 
     /// Tokens left in the shared retry quota.
     pub fn retry_quota_available(&self) -> u32 {
-        self.inner.quota.lock().unwrap_or_else(PoisonError::into_inner).available()
+        self.lock().retry_quota_available()
     }
-}
 
-impl Outcome {
-    fn into_error(self) -> Error {
-        match self {
-            Outcome::Renew(e) | Outcome::Fail(e) => e,
+    fn now(&self) -> Instant {
+        self.inner.config.clock.now()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ClientCore> {
+        // The core is plain data updated in single steps; a panic elsewhere cannot leave it half-changed.
+        self.inner.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The driver loop: does what the machine says until it is done.
+    async fn drive<M: Machine>(&self, machine: M) -> Result<M::Output, Error> {
+        let clock = &self.inner.config.clock;
+        // Gives the machine back to the core if this future is dropped mid-call (a renewal it holds).
+        let mut guard = Abandon { client: self, machine: Some(machine) };
+        loop {
+            let Some(machine) = guard.machine.as_mut() else { return Err(Error::Timeout(None)) };
+            // Registered before the poll, so a renewal ending between the poll and the wait still wakes us.
+            let renewed = self.inner.renewed.notified();
+            tokio::pin!(renewed);
+            renewed.as_mut().enable();
+            let step = {
+                let mut core = self.lock();
+                let step = machine.poll(&mut core, clock.now());
+                self.settle(&mut core, machine);
+                step
+            };
+            match step {
+                Step::Send(transmit) => {
+                    trace_send(&transmit);
+                    let remaining = machine.deadline().saturating_duration_since(clock.now());
+                    let answer = tokio::time::timeout(remaining, self.inner.transport.send(transmit.request)).await;
+                    let mut core = self.lock();
+                    let now = clock.now();
+                    match answer {
+                        Ok(Ok(response)) => machine.handle_response(&mut core, now, response),
+                        Ok(Err(error)) => machine.handle_failure(&mut core, now, error.failure(), error),
+                        // The call's deadline passed mid-exchange: the next poll ends the call.
+                        Err(_) => {}
+                    }
+                    self.settle(&mut core, machine);
+                }
+                Step::Wait(until) => clock.sleep_until(until).await,
+                Step::WaitForRenewal(until) => {
+                    tokio::select! {
+                        () = &mut renewed => {}
+                        () = clock.sleep_until(until) => {}
+                    }
+                }
+                Step::Done(result) => {
+                    guard.machine = None;
+                    return result.map_err(Error::from);
+                }
+            }
+        }
+    }
+
+    /// After every step: wakes the calls waiting for a renewal that ended, and logs the machine's events.
+    fn settle<M: Machine>(&self, core: &mut ClientCore, machine: &mut M) {
+        if core.take_wakeup() {
+            self.inner.renewed.notify_waiters();
+        }
+        let now = self.inner.config.clock.now();
+        while let Some(event) = machine.poll_event() {
+            trace_event(&event, now);
         }
     }
 }
 
-fn install(session: &mut TokenSession, token: AuthToken, refresh: bool) {
-    let lifetime = Duration::from_secs(token.expires_in);
-    if refresh {
-        session.handle_refresh(Instant::now(), token.access_token, token.refresh_token, lifetime);
-    } else {
-        session.handle_login(Instant::now(), token.access_token, token.refresh_token, lifetime);
+/// Returns a dropped call's hold on the core.
+struct Abandon<'c, M: Machine> {
+    client: &'c Client,
+    machine: Option<M>,
+}
+
+impl<M: Machine> Drop for Abandon<'_, M> {
+    fn drop(&mut self) {
+        if let Some(machine) = self.machine.take() {
+            let mut core = self.client.lock();
+            machine.abandon(&mut core);
+            if core.take_wakeup() {
+                self.client.inner.renewed.notify_waiters();
+            }
+        }
     }
 }
 
-/// How a transport failure looks to the retry policy; `None` for failures retrying cannot cure.
-fn failure_kind(e: &TransportError) -> Option<TransportFailure> {
-    match e {
-        TransportError::Connect { .. } => Some(TransportFailure::ConnectFailed),
-        TransportError::Timeout { phase: TimeoutPhase::Connect, .. } => Some(TransportFailure::ConnectFailed),
-        TransportError::Timeout { .. } => Some(TransportFailure::Timeout),
-        TransportError::Io { request_may_have_been_sent: false, .. } => Some(TransportFailure::ResetBeforeSend),
-        TransportError::Io { .. } => Some(TransportFailure::ResetAfterSend),
-        TransportError::Protocol { .. } => Some(TransportFailure::Other),
-        _ => None,
+/// What the driver loop needs of a call or a renewal.
+trait Machine: Send {
+    type Output;
+    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<Self::Output, TransportError>;
+    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<bytes::Bytes>);
+    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: TransportError);
+    fn poll_event(&mut self) -> Option<Event>;
+    fn deadline(&self) -> Instant;
+    fn abandon(self, core: &mut ClientCore);
+}
+
+impl<E: Endpoint + Send + Sync> Machine for Call<'_, E, TransportError>
+where
+    E::Response: Send,
+{
+    type Output = E::Response;
+    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<E::Response, TransportError> {
+        Call::poll(self, core, now)
+    }
+    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<bytes::Bytes>) {
+        Call::handle_response(self, core, now, response);
+    }
+    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: TransportError) {
+        Call::handle_failure(self, core, now, failure, error);
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Call::poll_event(self)
+    }
+    fn deadline(&self) -> Instant {
+        Call::deadline(self)
+    }
+    fn abandon(self, core: &mut ClientCore) {
+        Call::abandon(self, core);
+    }
+}
+
+impl Machine for Renewal<TransportError> {
+    type Output = ();
+    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<(), TransportError> {
+        Renewal::poll(self, core, now)
+    }
+    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<bytes::Bytes>) {
+        Renewal::handle_response(self, core, now, response);
+    }
+    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: TransportError) {
+        Renewal::handle_failure(self, core, now, failure, error);
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Renewal::poll_event(self)
+    }
+    fn deadline(&self) -> Instant {
+        Renewal::deadline(self)
+    }
+    fn abandon(self, core: &mut ClientCore) {
+        Renewal::abandon(self, core);
+    }
+}
+
+/// One debug event per request on the wire: its purpose, attempt, method and path (never headers or body,
+/// which carry the secret and the tokens).
+fn trace_send(transmit: &Transmit) {
+    tracing::debug!(
+        purpose = ?transmit.purpose,
+        attempt = transmit.attempt,
+        method = %transmit.request.method(),
+        path = transmit.request.uri().path(),
+        "sending"
+    );
+}
+
+/// The machine's events as tracing events; none carries a secret.
+fn trace_event(event: &Event, now: Instant) {
+    match event {
+        Event::Renewed { purpose, generation } => tracing::info!(?purpose, generation, "token renewed"),
+        Event::RefreshRefused => tracing::warn!("refresh token refused; logging in"),
+        Event::TokenRejected { generation } => tracing::info!(generation, "access token rejected; renewing once"),
+        Event::Retry { purpose, attempt, delay, reason } => {
+            tracing::warn!(?purpose, attempt, delay_ms = delay.as_millis() as u64, ?reason, "retrying")
+        }
+        Event::Throttled { until } => tracing::warn!(
+            pause_ms = until.saturating_duration_since(now).as_millis() as u64,
+            "throttled by the platform; pausing every call"
+        ),
+        Event::Paced { until } => tracing::debug!(
+            wait_ms = until.saturating_duration_since(now).as_millis() as u64,
+            "paced by the rate limit"
+        ),
+        other => tracing::debug!(?other, "call event"),
     }
 }

@@ -1,6 +1,7 @@
 //! The error enum of the transport layer: each variant says how far the call got.
 
-use iot_proto::{ApiError, DecodeError, ErrorClass, ValidationError};
+use iot_proto::call::CallError;
+use iot_proto::{ApiError, DecodeError, ValidationError};
 
 use crate::tls::TlsError;
 use crate::transport::TransportError;
@@ -8,7 +9,7 @@ use crate::transport::TransportError;
 /// Why a call failed.
 ///
 /// The variants follow the life of a call: never sent (`Invalid`, `Config`), could not reach the platform
-/// (`Connect`, `Tls`), no complete answer (`Timeout`, `Transport`), the platform refused (`Platform`), the answer
+/// (`Connect`, `Tls`), no complete answer (`Timeout`, `Transport`), the platform refused (`Api`), the answer
 /// was unreadable (`Decode`). [`Error::is_retryable`] says whether trying again later may help.
 ///
 /// A call that is not idempotent (creating an upgrade or batch task) that failed after its request may have
@@ -69,18 +70,17 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying the same call again later may succeed.
+    /// Whether trying the same call again later may succeed (the call machine's verdict).
     ///
     /// [`Error::OutcomeUnknown`] is not retryable: the task may already exist, and sending the call again
     /// could create a second one.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Connect(_) | Self::Timeout(_) => true,
-            Self::Transport(t) => t.is_retryable(),
-            Self::Api(api) => api.is_throttled() || api.is_server_error() || api.is_token_invalid(),
+            Self::Connect(t) | Self::Tls(t) | Self::Transport(t) | Self::Timeout(Some(t)) => t.is_retryable(),
+            Self::Timeout(None) => true,
+            Self::Api(api) => api.is_retryable(),
             Self::Invalid(_)
             | Self::Config(_)
-            | Self::Tls(_)
             | Self::Decode(_)
             | Self::Paging(_)
             | Self::Walk(_)
@@ -89,7 +89,7 @@ impl Error {
         }
     }
 
-    /// Whether the platform may have received (and acted on) the request.
+    /// Whether the platform may have received the request.
     pub fn request_may_have_been_sent(&self) -> bool {
         match self {
             Self::Invalid(_) | Self::Config(_) | Self::Connect(_) | Self::Paging(_) => false,
@@ -100,17 +100,13 @@ impl Error {
     }
 
     /// Whether the platform may have acted on the request: it may have been sent, and no answer proves that the
-    /// platform refused it.
-    ///
-    /// An answer proves a refusal when it carries a platform `error_code` that is not a server failure: the
-    /// throttling (`1010009`) and rejected-token (`1010005`) codes under any status, other documented codes
-    /// unless they report an internal error, and undocumented codes under a status that is neither 429 nor
-    /// 5xx. Answers without a code (429, 5xx, HTML pages from a proxy), timeouts and broken connections after
-    /// the request went out, and undecodable successes prove nothing.
+    /// platform refused it (see [`ApiError::proves_refusal`]). The same verdict the call machine reaches.
     pub fn platform_may_have_acted(&self) -> bool {
         match self {
-            Self::Api(api) => !refused_by_platform(api),
-            Self::OutcomeUnknown { .. } => true,
+            Self::Api(api) => !api.proves_refusal(),
+            Self::Connect(t) | Self::Tls(t) | Self::Transport(t) | Self::Timeout(Some(t)) => {
+                t.failure().request_may_have_been_sent()
+            }
             other => other.request_may_have_been_sent(),
         }
     }
@@ -138,31 +134,6 @@ impl Error {
         }
     }
 
-    /// Wraps the failure of a call that is not idempotent in [`Error::OutcomeUnknown`] when the last attempt
-    /// left the platform's action in doubt.
-    pub(crate) fn settle(self, endpoint: &'static str, idempotent: bool, in_doubt: bool) -> Self {
-        if idempotent || !in_doubt || self.outcome_unknown() {
-            return self;
-        }
-        Self::OutcomeUnknown { endpoint, source: Box::new(self) }
-    }
-
-    pub(crate) fn from_build(e: iot_proto::IntoHttpError) -> Self {
-        match e {
-            iot_proto::IntoHttpError::Invalid(v) => Self::Invalid(v),
-            iot_proto::IntoHttpError::MissingCredentials { endpoint } => Self::Invalid(missing_credentials(endpoint)),
-            other => Self::Invalid(ValidationError::new("request", other.to_string(), None)),
-        }
-    }
-
-    pub(crate) fn from_answer(e: iot_proto::FromHttpResponseError) -> Self {
-        match e {
-            iot_proto::FromHttpResponseError::Api(a) => Self::Api(a),
-            iot_proto::FromHttpResponseError::Decode(d) => Self::Decode(d),
-            other => Self::Decode(iot_proto::DecodeError::new(http::StatusCode::OK, ".", other.to_string(), b"")),
-        }
-    }
-
     pub(crate) fn from_transport(e: TransportError) -> Self {
         match e {
             TransportError::Connect { .. } => Self::Connect(e),
@@ -173,19 +144,19 @@ impl Error {
     }
 }
 
-/// Whether a platform answer proves that the platform refused the request without acting on it.
-fn refused_by_platform(api: &ApiError) -> bool {
-    // Without the platform's code the answer may come from a proxy or a gateway, after the platform acted.
-    let Some(code) = &api.code else { return false };
-    match code.info().map(|info| info.class) {
-        Some(ErrorClass::Throttled | ErrorClass::TokenInvalid | ErrorClass::Permanent) => true,
-        // An internal error may have struck halfway through the work.
-        Some(ErrorClass::Server) => false,
-        // An undocumented code is read by its status: a load-shedding or server status proves nothing.
-        _ => api.status.as_u16() != 429 && !api.status.is_server_error(),
+impl From<CallError<TransportError>> for Error {
+    fn from(e: CallError<TransportError>) -> Self {
+        match e {
+            CallError::Invalid(v) => Self::Invalid(v),
+            CallError::Transport { error, .. } => Self::from_transport(error),
+            CallError::Api(api) => Self::Api(api),
+            CallError::Decode(d) => Self::Decode(d),
+            CallError::Timeout(_) => Self::Timeout(None),
+            CallError::OutcomeUnknown { endpoint, source } => {
+                Self::OutcomeUnknown { endpoint, source: Box::new(Self::from(*source)) }
+            }
+            // The driver never polls a finished call; any later kind of failure still means the call did not go.
+            other => Self::Invalid(ValidationError::new("call", other.to_string(), None)),
+        }
     }
-}
-
-fn missing_credentials(endpoint: &str) -> ValidationError {
-    ValidationError::new("credentials", format!("endpoint {endpoint} needs an app id and an access token"), None)
 }

@@ -2,7 +2,7 @@
 //!
 //! It is thin by design: requests are built and answers parsed by `iot-proto`, and the decisions (when to
 //! log in or refresh, whether to retry, which page comes next) are `iot-proto`'s state machines. This crate
-//! sends bytes, keeps time, holds the session lock, and sleeps between retries.
+//! sends bytes, reads the clock, sleeps and waits, and logs the machine's events with `tracing`.
 //!
 //! - [`Client`]: a typed method per endpoint, plus [`Client::send`] for any endpoint type, automatic login and
 //!   single-flight token renewal, retries, and paged walks as `Stream`s ([`Client::pages`], [`Client::items`]).
@@ -16,7 +16,7 @@ mod paging;
 pub mod tls;
 pub mod transport;
 
-pub use client::{Client, ClientConfig, Sleeper, TokioSleeper};
+pub use client::{Client, ClientConfig, Clock, TokioClock};
 pub use error::Error;
 pub use paging::{PageWalk, WalkOutcomeError};
 pub use tls::{Identity, Roots, TlsOptions};

@@ -4,11 +4,12 @@
 //! A `Stream` (rather than only an inherent `async fn next`) because it composes with the `futures` combinators
 //! users already know (`try_next`, `try_for_each`, `take`...), and `Stream` is the type every runtime's
 //! ecosystem accepts. The walk's decisions (which page next, when the listing is complete, when the pages do
-//! not add up) are iot-proto's [`Walk`]; this file only feeds it.
+//! not add up) are iot-proto's [`PageWalker`]; this file only feeds it.
 
 use futures_core::Stream;
 use futures_util::{StreamExt, stream};
-use iot_proto::pager::{PageRequest, StopReason, Walk, WalkError};
+use iot_proto::call::{PageWalker, WalkStop, items_in_order};
+use iot_proto::pager::{PagerError, StopReason, WalkError};
 use iot_proto::{Page, Paged};
 
 use crate::{Client, Error};
@@ -41,11 +42,8 @@ where
     E::Response: Page,
 {
     client: Client,
-    request: E,
     /// `Err` when the walk could not start; the error is yielded once, then taken.
-    walk: Result<Walk<<E::Response as Page>::Item>, Option<iot_proto::pager::PagerError>>,
-    /// Why the walk stopped when the cause was not the pages (see [`WalkOutcomeError`]).
-    stopped: Option<WalkOutcomeError>,
+    walker: Result<PageWalker<E>, Option<PagerError>>,
 }
 
 impl<E> std::fmt::Debug for PageWalk<E>
@@ -54,35 +52,30 @@ where
     E::Response: Page,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageWalk").field("request", &self.request).finish_non_exhaustive()
+        f.debug_struct("PageWalk").field("walker", &self.walker).finish_non_exhaustive()
     }
 }
 
 impl<E> PageWalk<E>
 where
-    E: Paged + Sync,
+    E: Paged + Send + Sync,
     E::Response: Page + Send,
     <E::Response as Page>::Item: Clone + PartialEq,
 {
     /// The next page, or `None` once the walk has ended; an error is the walk's last item.
     pub async fn next_page(&mut self) -> Option<Result<E::Response, Error>> {
-        let walk = match &mut self.walk {
-            Ok(walk) if self.stopped.is_none() => walk,
-            Ok(_) => return None,
-            Err(e) => {
-                self.stopped = Some(WalkOutcomeError::Paging);
-                return e.take().map(|e| Err(Error::Paging(e)));
-            }
+        let walker = match &mut self.walker {
+            Ok(walker) => walker,
+            Err(e) => return e.take().map(|e| Err(Error::Paging(e))),
         };
-        let PageRequest { page_no, page_size } = walk.next_request()?;
-        self.request.set_page(page_no, page_size);
-        match self.client.send(&self.request).await {
-            Ok(page) => match walk.handle_page(&page) {
-                Some(Err(e)) => Some(Err(Error::Walk(e))),
-                _ => Some(Ok(page)),
+        let request = walker.next_request()?;
+        match self.client.send(request).await {
+            Ok(page) => match walker.handle_page(&page) {
+                Err(e) => Some(Err(Error::Walk(e))),
+                Ok(()) => Some(Ok(page)),
             },
             Err(e) => {
-                self.stopped = Some(WalkOutcomeError::CallFailed);
+                walker.handle_call_failed();
                 Some(Err(e))
             }
         }
@@ -91,10 +84,15 @@ where
     /// How the walk ended: `Ok` with the reason the listing is complete, `Err` with the reason it is not;
     /// `None` while it goes on.
     pub fn outcome(&self) -> Option<Result<StopReason, WalkOutcomeError>> {
-        match (&self.stopped, &self.walk) {
-            (Some(stopped), _) => Some(Err(stopped.clone())),
-            (None, Ok(walk)) => walk.outcome().map(|o| o.clone().map_err(WalkOutcomeError::Walk)),
-            (None, Err(_)) => None,
+        match &self.walker {
+            Ok(walker) => walker.outcome().map(|o| {
+                o.map_err(|stop| match stop {
+                    WalkStop::Walk(e) => WalkOutcomeError::Walk(e),
+                    _ => WalkOutcomeError::CallFailed,
+                })
+            }),
+            Err(None) => Some(Err(WalkOutcomeError::Paging)),
+            Err(Some(_)) => None,
         }
     }
 }
@@ -116,18 +114,11 @@ impl Client {
     /// when unset), driven by hand; see [`PageWalk`].
     pub fn walk<E>(&self, request: E) -> PageWalk<E>
     where
-        E: Paged,
+        E: Paged + Send + Sync,
         E::Response: Page,
         <E::Response as Page>::Item: Clone + PartialEq,
     {
-        let walk = Walk::new(
-            <E::Response as Page>::LIMITS,
-            request.page_size(),
-            request.page_no().unwrap_or(0),
-            self.config().max_pages,
-        )
-        .map_err(Some);
-        PageWalk { client: self.clone(), request, walk, stopped: None }
+        PageWalk { client: self.clone(), walker: PageWalker::new(request, self.config().max_pages).map_err(Some) }
     }
 
     /// Walks every page of a paged query as a `Stream` (see [`PageWalk`] for how a walk ends). An error is the
@@ -167,14 +158,5 @@ impl Client {
 
 /// The page's items in the order they were sent, each unreadable one as an [`Error::Item`] in its place.
 fn in_place<P: Page>(page: P) -> Vec<Result<P::Item, Error>> {
-    let mut rejected = page.rejected().to_vec().into_iter().peekable();
-    let total = page.item_count();
-    let mut readable = page.into_items().into_iter();
-    (0..total)
-        .filter_map(|position| match rejected.next_if(|r| r.index == position) {
-            Some(r) => Some(Err(Error::Item(r))),
-            // An index past the readable items (a page built by hand) still yields its rejected item.
-            None => readable.next().map(Ok).or_else(|| rejected.next().map(|r| Err(Error::Item(r)))),
-        })
-        .collect()
+    items_in_order(page).map(|item| item.map_err(Error::Item)).collect()
 }

@@ -11,6 +11,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
+use iot_proto::retry::TransportFailure;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -184,18 +185,30 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    /// Returns whether the failure is transient, so that trying again may succeed.
+    /// How the failure looks to the call machine: the one table from this transport's errors to the core's
+    /// failure kinds, which decide retries and whether a create may have been acted on.
+    pub fn failure(&self) -> TransportFailure {
+        match self {
+            TransportError::InvalidRequest { .. } => TransportFailure::Unsendable,
+            TransportError::Connect { .. } | TransportError::Timeout { phase: TimeoutPhase::Connect, .. } => {
+                TransportFailure::ConnectFailed
+            }
+            TransportError::Tls { .. } => TransportFailure::TlsRefused,
+            TransportError::Timeout { .. } => TransportFailure::Timeout,
+            TransportError::BodyTooLarge { .. } => TransportFailure::BodyTooLarge,
+            TransportError::Io { request_may_have_been_sent: false, .. } => TransportFailure::ResetBeforeSend,
+            TransportError::Io { .. } => TransportFailure::ResetAfterSend,
+            TransportError::Protocol { .. } => TransportFailure::Other,
+        }
+    }
+
+    /// Returns whether the failure is transient, so that trying again may succeed (the core's verdict on
+    /// [`failure`](Self::failure)).
     ///
     /// This says nothing about safety: an operation that is not idempotent may only be retried when
     /// [`TransportError::request_may_have_been_sent`] is false as well.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            TransportError::Connect { .. } | TransportError::Timeout { .. } | TransportError::Io { .. } => true,
-            TransportError::InvalidRequest { .. }
-            | TransportError::Tls { .. }
-            | TransportError::BodyTooLarge { .. }
-            | TransportError::Protocol { .. } => false,
-        }
+        self.failure().is_retryable()
     }
 
     /// Returns whether the server may have received (and acted on) the request.
