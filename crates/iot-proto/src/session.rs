@@ -112,17 +112,6 @@ pub enum SessionAction {
     Ready(TokenLease),
 }
 
-/// What the caller does after the server rejected an access token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RejectDecision {
-    /// The rejected token was the current one and is now marked invalid: poll again (which asks for a
-    /// refresh or a login), then retry the request once.
-    RenewAndRetry,
-    /// A newer token already replaced the rejected one: poll again and retry once with the current
-    /// token, without renewing.
-    RetryWithCurrent,
-}
-
 /// A summary of the session for diagnostics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -232,22 +221,22 @@ impl TokenSession {
         self.refresh = None;
     }
 
-    /// Records that the server rejected the token of `generation` and says how the caller proceeds.
+    /// Records that the server rejected the token of `generation`; the caller then polls again and retries
+    /// its request once with what the poll hands out.
     ///
-    /// A generation older than the current one changes nothing; the current one (or one never handed
-    /// out) marks the current token invalid, so the next poll asks for a refresh or a login.
+    /// A generation older than the current one changes nothing: a newer token already replaced it, so the
+    /// retry uses that one without renewing. The current generation (or one never handed out) marks the
+    /// current token invalid, so the next poll asks for a refresh or a login.
     ///
-    /// The caller retries its request at most once after this, whatever the decision: a call whose
-    /// retry is rejected again must fail, which bounds the work of a session whose fresh tokens are
-    /// refused too.
-    pub fn handle_rejected(&mut self, generation: u64) -> RejectDecision {
+    /// The caller retries at most once after this: a call whose retry is rejected again must fail, which
+    /// bounds the work of a session whose fresh tokens are refused too.
+    pub fn handle_rejected(&mut self, generation: u64) {
         if generation < self.generation {
-            return RejectDecision::RetryWithCurrent;
+            return;
         }
         if let Some(access) = &mut self.access {
             access.rejected = true;
         }
-        RejectDecision::RenewAndRetry
     }
 
     /// Records that the application asked for a new access token now, whatever the current one's deadlines.
@@ -504,20 +493,21 @@ mod tests {
         let mut session = logged_in(t0);
         let t1 = t0 + 10 * MIN;
         let lease = ready(&session, t1);
-        assert_eq!(session.handle_rejected(lease.generation), RejectDecision::RenewAndRetry);
+        session.handle_rejected(lease.generation);
         assert_eq!(session.state(t1), SessionState::Rejected);
         wants_refresh(&session, t1);
         // Other calls rejected with the same token while the refresh is in flight renew the same way,
         // and the session still asks for exactly the one refresh.
         for _ in 0..19 {
-            assert_eq!(session.handle_rejected(lease.generation), RejectDecision::RenewAndRetry);
+            session.handle_rejected(lease.generation);
             wants_refresh(&session, t1);
+            assert_eq!(session.generation(), 1);
         }
         session.handle_refresh(t1, access(2), Some(refresh(2)), HOUR);
         let renewed = ready(&session, t1);
         assert_eq!(renewed.generation, 2);
-        // Late rejections of the old token no longer renew anything.
-        assert_eq!(session.handle_rejected(lease.generation), RejectDecision::RetryWithCurrent);
+        // Late rejections of the old token no longer renew anything: the retry gets the current token.
+        session.handle_rejected(lease.generation);
         assert_eq!(ready(&session, t1), renewed);
         assert_eq!(session.state(t1), SessionState::Valid);
     }
@@ -527,7 +517,8 @@ mod tests {
         let t0 = Instant::now();
         let mut session = TokenSession::new(SessionConfig::default());
         session.handle_login(t0, access(1), None, HOUR);
-        assert_eq!(session.handle_rejected(1), RejectDecision::RenewAndRetry);
+        session.handle_rejected(1);
+        assert_eq!(session.state(t0), SessionState::Rejected);
         assert_eq!(session.poll(t0), SessionAction::Login);
     }
 
@@ -537,7 +528,8 @@ mod tests {
         let mut session = logged_in(t0);
         session.handle_refresh(t0 + 23 * HOUR, access(2), None, HOUR);
         let t1 = t0 + 24 * HOUR + MIN;
-        assert_eq!(session.handle_rejected(2), RejectDecision::RenewAndRetry);
+        session.handle_rejected(2);
+        assert_eq!(session.state(t1), SessionState::Rejected);
         assert_eq!(session.poll(t1), SessionAction::Login);
     }
 
@@ -545,7 +537,8 @@ mod tests {
     fn rejection_without_any_token_asks_for_login() {
         let t0 = Instant::now();
         let mut session = TokenSession::new(SessionConfig::default());
-        assert_eq!(session.handle_rejected(0), RejectDecision::RenewAndRetry);
+        session.handle_rejected(0);
+        assert_eq!(session.state(t0), SessionState::NoToken);
         assert_eq!(session.poll(t0), SessionAction::Login);
     }
 
@@ -556,15 +549,17 @@ mod tests {
         let t0 = Instant::now();
         let mut session = logged_in(t0);
         let first = ready(&session, t0);
-        assert_eq!(session.handle_rejected(first.generation), RejectDecision::RenewAndRetry);
+        session.handle_rejected(first.generation);
         wants_refresh(&session, t0);
         session.handle_refresh(t0, access(2), Some(refresh(2)), HOUR);
         let second = ready(&session, t0);
         // The retry is rejected as well: the session marks the new token, the caller surfaces an error.
-        assert_eq!(session.handle_rejected(second.generation), RejectDecision::RenewAndRetry);
+        session.handle_rejected(second.generation);
         assert_eq!(session.state(t0), SessionState::Rejected);
         // Asking about the same generation again changes nothing more.
-        assert_eq!(session.handle_rejected(second.generation), RejectDecision::RenewAndRetry);
+        session.handle_rejected(second.generation);
+        assert_eq!(session.state(t0), SessionState::Rejected);
+        wants_refresh(&session, t0);
         assert_eq!(session.generation(), 2);
     }
 
@@ -580,7 +575,10 @@ mod tests {
         assert_eq!(session.generation(), 1);
         session.handle_login(t0, access(2), Some(refresh(2)), HOUR);
         assert_eq!(ready(&session, t0).generation, 2);
-        assert_eq!(session.handle_rejected(old.generation), RejectDecision::RetryWithCurrent);
+        // A lease from before the logout is old: its rejection leaves the new token in service.
+        session.handle_rejected(old.generation);
+        assert_eq!(session.state(t0), SessionState::Valid);
+        assert_eq!(ready(&session, t0).generation, 2);
     }
 
     #[test]
@@ -689,8 +687,9 @@ mod tests {
         assert_eq!(session.generation(), 2);
         assert!(matches!(session.poll(start), SessionAction::Ready(lease) if lease.generation == 2));
         // A rejection of a lease from before the renewal does not renew again.
-        assert_eq!(session.handle_rejected(1), RejectDecision::RetryWithCurrent);
-        assert!(matches!(session.poll(start), SessionAction::Ready(_)));
+        session.handle_rejected(1);
+        assert!(matches!(session.poll(start), SessionAction::Ready(lease) if lease.generation == 2));
+        assert_eq!(session.state(start), SessionState::Valid);
 
         // Without a refresh token: a login.
         let mut session = TokenSession::new(SessionConfig::default());
