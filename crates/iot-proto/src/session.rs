@@ -161,11 +161,6 @@ impl TokenSession {
         Self { config, access: None, refresh: None, generation: 0 }
     }
 
-    /// Returns the configuration of the session.
-    pub fn config(&self) -> SessionConfig {
-        self.config
-    }
-
     /// Returns what the caller must do at `now` before sending an authenticated request.
     ///
     /// `Ready` while the access token is valid and outside the refresh margin; otherwise `Refresh` while
@@ -262,16 +257,6 @@ impl TokenSession {
         self.generation
     }
 
-    /// Returns when the current access token expires, if there is one and its expiry is representable.
-    pub fn access_expires_at(&self) -> Option<Instant> {
-        self.access.as_ref().and_then(|a| a.expires_at)
-    }
-
-    /// Returns whether a refresh token usable at `now` is held.
-    pub fn has_refresh_token(&self, now: Instant) -> bool {
-        self.refresh.as_ref().is_some_and(|r| !reached(now, r.expires_at))
-    }
-
     /// Summarises the access token at `now` for diagnostics.
     pub fn state(&self, now: Instant) -> SessionState {
         match &self.access {
@@ -363,7 +348,13 @@ mod tests {
         assert_eq!(custom.refresh_margin, MIN);
         assert_eq!(custom.refresh_token_lifetime, HOUR);
         assert_eq!(custom.min_token_lifetime, secs(1));
-        assert_eq!(TokenSession::new(custom).config(), custom);
+        // The session runs on the configuration it was given: a 1-minute margin, refresh tokens for an hour.
+        let t0 = Instant::now();
+        let mut session = TokenSession::new(custom);
+        session.handle_login(t0, access(1), Some(refresh(1)), HOUR);
+        ready(&session, t0 + HOUR - MIN - Duration::from_nanos(1));
+        wants_refresh(&session, t0 + HOUR - MIN);
+        assert_eq!(session.poll(t0 + HOUR), SessionAction::Login);
     }
 
     #[test]
@@ -373,8 +364,6 @@ mod tests {
         assert_eq!(session.poll(t0), SessionAction::Login);
         assert_eq!(session.state(t0), SessionState::NoToken);
         assert_eq!(session.generation(), 0);
-        assert_eq!(session.access_expires_at(), None);
-        assert!(!session.has_refresh_token(t0));
     }
 
     #[test]
@@ -385,7 +374,6 @@ mod tests {
         assert_eq!(lease.token.expose_secret(), format!("{SECRET_ACCESS}-1"));
         assert_eq!(lease.generation, 1);
         assert_eq!(session.state(t0), SessionState::Valid);
-        assert_eq!(session.access_expires_at(), Some(t0 + HOUR));
         // One nanosecond before the margin starts the token is still ready.
         let margin_start = t0 + HOUR - 5 * MIN;
         ready(&session, margin_start - Duration::from_nanos(1));
@@ -394,7 +382,9 @@ mod tests {
         let token = wants_refresh(&session, margin_start);
         assert_eq!(token.expose_secret(), format!("{SECRET_REFRESH}-1"));
         assert_eq!(session.state(margin_start), SessionState::RefreshDue);
-        // An expired access token with a live refresh token is refreshed too.
+        // The token expires after exactly its lifetime; an expired access token with a live refresh token is
+        // refreshed too.
+        assert_eq!(session.state(t0 + HOUR - Duration::from_nanos(1)), SessionState::RefreshDue);
         wants_refresh(&session, t0 + HOUR);
         assert_eq!(session.state(t0 + HOUR), SessionState::Expired);
         wants_refresh(&session, t0 + 10 * HOUR);
@@ -411,7 +401,9 @@ mod tests {
         assert_eq!(lease.generation, 2);
         assert_eq!(lease.token.expose_secret(), format!("{SECRET_ACCESS}-2"));
         assert_eq!(session.state(t1), SessionState::Valid);
-        assert_eq!(session.access_expires_at(), Some(t1 + HOUR));
+        // The new token's lifetime runs from the refresh.
+        assert_eq!(session.state(t1 + HOUR - Duration::from_nanos(1)), SessionState::RefreshDue);
+        assert_eq!(session.state(t1 + HOUR), SessionState::Expired);
         // The next refresh uses the rotated refresh token.
         let token = wants_refresh(&session, t1 + 55 * MIN);
         assert_eq!(token.expose_secret(), format!("{SECRET_REFRESH}-2"));
@@ -437,8 +429,7 @@ mod tests {
         let t0 = Instant::now();
         let session = logged_in(t0);
         let late = t0 + 24 * HOUR;
-        assert!(!session.has_refresh_token(late));
-        assert!(session.has_refresh_token(late - Duration::from_nanos(1)));
+        wants_refresh(&session, late - Duration::from_nanos(1));
         assert_eq!(session.poll(late), SessionAction::Login);
         assert_eq!(session.state(late), SessionState::Expired);
     }
@@ -460,7 +451,6 @@ mod tests {
         session.handle_login(t1, access(2), None, HOUR);
         assert_eq!(ready(&session, t1).generation, 2);
         // The refresh token of the first login died with it.
-        assert!(!session.has_refresh_token(t1));
         assert_eq!(session.poll(t1 + 55 * MIN), SessionAction::Login);
     }
 
@@ -571,7 +561,6 @@ mod tests {
         session.handle_logout();
         assert_eq!(session.poll(t0), SessionAction::Login);
         assert_eq!(session.state(t0), SessionState::NoToken);
-        assert!(!session.has_refresh_token(t0));
         assert_eq!(session.generation(), 1);
         session.handle_login(t0, access(2), Some(refresh(2)), HOUR);
         assert_eq!(ready(&session, t0).generation, 2);
@@ -592,7 +581,8 @@ mod tests {
         ready(&session, t0 + secs(29));
         assert_eq!(session.state(t0 + secs(29)), SessionState::Valid);
         wants_refresh(&session, t0 + secs(30));
-        assert_eq!(session.access_expires_at(), Some(t0 + MIN));
+        assert_eq!(session.state(t0 + MIN - Duration::from_nanos(1)), SessionState::RefreshDue);
+        assert_eq!(session.state(t0 + MIN), SessionState::Expired);
 
         // Without the floor a zero lifetime would be due the moment it arrives, which is what the
         // floor exists to prevent.
@@ -627,11 +617,12 @@ mod tests {
         let config = SessionConfig::default().with_refresh_token_lifetime(Duration::MAX);
         let mut session = TokenSession::new(config);
         session.handle_login(t0, access(1), Some(refresh(1)), Duration::MAX);
-        assert_eq!(session.access_expires_at(), None);
         let far = t0 + 100_000 * HOUR;
         ready(&session, far);
         assert_eq!(session.state(far), SessionState::Valid);
-        assert!(session.has_refresh_token(far));
+        // The refresh token is still usable that far out too.
+        session.handle_renewal_requested();
+        wants_refresh(&session, far);
     }
 
     #[test]
