@@ -13,9 +13,7 @@ pub fn proto(spec: &Spec) -> String {
     let mut o = String::new();
     o.push_str(crate::HEADER);
     o.push_str("\n#![allow(clippy::too_many_arguments)]\n\n");
-    o.push_str(
-        "use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, Method, ParamLocation, ParamMeta, ResponseKind};\n",
-    );
+    o.push_str("use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, ResponseKind};\n");
     o.push_str("use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n");
 
     for p in &spec.paging {
@@ -305,12 +303,6 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
 
     let body_ty = ep.body.as_ref().map(|b| format!("{P}{}", b.ty)).unwrap_or_else(|| "crate::endpoint::NoBody".into());
     let resp_ty = if ep.response == "empty" { "crate::endpoint::Empty".into() } else { format!("{P}{}", ep.response) };
-    let method = match ep.method.as_str() {
-        "GET" => "Get",
-        "POST" => "Post",
-        "PUT" => "Put",
-        _ => "Delete",
-    };
     let body_kind = match ep.body.as_ref().map(|b| b.kind.as_str()) {
         Some("form") => "Form",
         Some(_) => "Json",
@@ -332,9 +324,10 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         o,
         "impl Endpoint for {name} {{\ntype Body = {body_ty};\ntype Response = {resp_ty};\n\
          const META: &'static EndpointMeta = &EndpointMeta {{\nid: EndpointId::{name},\nname: {name:?},\nfamily: {fam:?},\n\
-         method: Method::{method},\npath: {path:?},\nauth: {auth},\nidempotent: {idem},\nbody: BodyKind::{body_kind},\n\
+         method: http::Method::{method},\npath: {path:?},\nauth: {auth},\nidempotent: {idem},\nbody: BodyKind::{body_kind},\n\
          response: ResponseKind::{resp_kind},\nsecret_response: {secret_response},\npaging: {paging},\nrejection: {rej:?},\nerrors: &[{errors}],\nparams: &[{params}],\n}};\n",
         name = ep.name,
+        method = ep.method,
         fam = ep.family,
         path = ep.path,
         auth = ep.auth,

@@ -22,8 +22,9 @@ use tokio::time::Instant;
 
 use crate::tls::{TlsError, TlsOptions};
 
-/// A boxed error kept as the cause of a [`TransportError`].
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+/// A boxed error kept as the cause of a [`TransportError`]; crate-private shorthand, so the public fields show
+/// the plain `Box<dyn Error + Send + Sync>` and no alias joins the API.
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// How deep to look into a chain of causes; real chains are a handful of links long.
 const MAX_CHAIN_DEPTH: usize = 32;

@@ -72,7 +72,7 @@ pub fn build_request<E: Endpoint>(
         uri.push('?');
         uri.push_str(&w.query);
     }
-    let mut builder = http::Request::builder().method(meta.method.as_http()).uri(uri);
+    let mut builder = http::Request::builder().method(meta.method.clone()).uri(uri);
     builder = builder.header(ACCEPT, HeaderValue::from_static("application/json"));
     if meta.auth {
         let auth = auth.ok_or(IntoHttpError::MissingCredentials { endpoint: meta.name })?;

@@ -13,32 +13,6 @@ use crate::validate::{Validate, Validator};
 use crate::wire::{BaseUrl, QueryValue, encode_component};
 use crate::{client, server};
 
-/// The HTTP methods the API uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Method {
-    /// `GET`
-    Get,
-    /// `POST`
-    Post,
-    /// `PUT`
-    Put,
-    /// `DELETE`
-    Delete,
-}
-
-impl Method {
-    /// The `http` crate's method.
-    pub fn as_http(self) -> http::Method {
-        match self {
-            Self::Get => http::Method::GET,
-            Self::Post => http::Method::POST,
-            Self::Put => http::Method::PUT,
-            Self::Delete => http::Method::DELETE,
-        }
-    }
-}
-
 /// How a request body is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -97,7 +71,7 @@ pub struct EndpointMeta {
     /// Its API family (`auth`, `upgrade` or `batch`).
     pub family: &'static str,
     /// HTTP method.
-    pub method: Method,
+    pub method: http::Method,
     /// Path template with `{placeholders}`.
     pub path: &'static str,
     /// Whether the call carries `app_key` and `Authorization: Bearer`.

@@ -1,30 +1,13 @@
 //! Sans-IO pagination: decides which page to request next and when a listing is finished.
 //!
 //! The platform pages its listings with `pageNo` (0-based by default) and `pageSize`, and reports a
-//! `totalCount` that may change while a client walks the pages. A [`Pager`] never trusts a single
-//! signal to end the walk: it stops on an empty page, a short page, the reported total being reached,
-//! a caller-chosen maximum number of pages, or the page number running out of range. Whatever the server
-//! answers, a walk therefore ends after at most `max_pages` responses.
+//! `totalCount` that may change while a client walks the pages. A [`Walk`] never trusts a single signal to
+//! end: it stops on an empty page, a short page, the reported total being reached, a caller-chosen maximum
+//! number of pages, or the page number running out of range, and it checks every answer against the one
+//! before it. Whatever the server answers, a walk therefore ends after at most `max_pages` responses, either
+//! complete or with a [`WalkError`].
 //!
-//! ```
-//! use iot_proto::pager::{Pager, PagingLimits, StopReason};
-//!
-//! let limits = PagingLimits::new(1, 100, 10);
-//! let mut pager = Pager::new(limits, Some(10), 0, 1_000)?;
-//! let mut requested = Vec::new();
-//! while let Some(request) = pager.next_request() {
-//!     requested.push(request.page_no);
-//!     // Pretend the server holds 25 items.
-//!     let remaining = 25 - pager.items_seen();
-//!     let items = remaining.min(u64::from(request.page_size)) as usize;
-//!     pager.handle_page(items, Some(25));
-//! }
-//! assert_eq!(requested, [0, 1, 2]);
-//! assert_eq!(pager.stop_reason(), Some(StopReason::ShortPage));
-//! # Ok::<(), iot_proto::pager::PagerError>(())
-//! ```
-
-use serde::{Deserialize, Serialize};
+//! [`slice_page`] is the server side of the same rules, for the simulator.
 
 /// The page-size rules of one family of listing APIs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,7 +21,7 @@ pub struct PagingLimits {
 }
 
 impl PagingLimits {
-    /// Describes a family of listing APIs; [`Pager::new`] checks that the three values are consistent.
+    /// Describes a family of listing APIs; [`Walk::new`] checks that the three values are consistent.
     pub const fn new(page_size_min: u32, page_size_max: u32, page_size_default: u32) -> Self {
         Self { page_size_min, page_size_max, page_size_default }
     }
@@ -65,8 +48,8 @@ pub struct PageRequest {
     pub page_size: u32,
 }
 
-/// Why a [`Pager`] stopped asking for pages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Why a [`Walk`] ended complete: every item the listing promised was received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StopReason {
     /// The last page held no items.
@@ -75,13 +58,9 @@ pub enum StopReason {
     ShortPage,
     /// The items seen so far reached the `totalCount` of the last page.
     TotalReached,
-    /// The pager handled as many pages as its `max_pages` guard allows.
-    MaxPages,
-    /// The next page number would not fit in a `u32`.
-    PageNumberExhausted,
 }
 
-/// Why a [`Pager`] could not be built or resumed.
+/// Why a [`Walk`] could not be started.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PagerError {
@@ -108,170 +87,6 @@ pub enum PagerError {
     /// The maximum number of pages is zero, so no page could ever be requested.
     #[error("max pages must be at least 1")]
     ZeroMaxPages,
-    /// A stored position claims more pages than its own `max_pages` guard allows.
-    #[error("stored position has seen {pages_seen} pages, more than its limit of {max_pages}")]
-    PositionBeyondLimit {
-        /// The pages the position claims to have seen.
-        pages_seen: u32,
-        /// The position's page guard.
-        max_pages: u32,
-    },
-}
-
-/// A snapshot of a [`Pager`] that can be stored (it is serializable) and handed to [`Pager::resume`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct PagePosition {
-    /// The page number the pager would request next.
-    pub next_page_no: u32,
-    /// The page size the walk uses.
-    pub page_size: u32,
-    /// How many pages have been handled so far.
-    pub pages_seen: u32,
-    /// How many items those pages held in total.
-    pub items_seen: u64,
-    /// The page guard of the walk.
-    pub max_pages: u32,
-    /// Why the walk stopped, if it did.
-    pub stop_reason: Option<StopReason>,
-}
-
-/// The pagination state machine: ask it for a [`PageRequest`], feed it each response.
-///
-/// The pager only counts items; it does not look at them, so duplicates that a shifting listing may
-/// produce are the caller's to filter. Its termination never depends on the items' content.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pager {
-    page_size: u32,
-    next_page_no: u32,
-    pages_seen: u32,
-    items_seen: u64,
-    max_pages: u32,
-    stop_reason: Option<StopReason>,
-}
-
-impl Pager {
-    /// Starts a walk at `first_page` that handles at most `max_pages` pages.
-    ///
-    /// `page_size` `None` picks the default of `limits`. Fails when the page size lies outside the
-    /// limits, the limits are inconsistent, or `max_pages` is zero.
-    pub fn new(
-        limits: PagingLimits,
-        page_size: Option<u32>,
-        first_page: u32,
-        max_pages: u32,
-    ) -> Result<Self, PagerError> {
-        let page_size = checked_page_size(limits, page_size.unwrap_or(limits.page_size_default))?;
-        if max_pages == 0 {
-            return Err(PagerError::ZeroMaxPages);
-        }
-        Ok(Self { page_size, next_page_no: first_page, pages_seen: 0, items_seen: 0, max_pages, stop_reason: None })
-    }
-
-    /// Continues a walk from a stored [`PagePosition`], checking it against `limits` again.
-    ///
-    /// A finished position resumes as a finished pager.
-    pub fn resume(limits: PagingLimits, position: PagePosition) -> Result<Self, PagerError> {
-        let page_size = checked_page_size(limits, position.page_size)?;
-        if position.max_pages == 0 {
-            return Err(PagerError::ZeroMaxPages);
-        }
-        if position.pages_seen > position.max_pages {
-            return Err(PagerError::PositionBeyondLimit {
-                pages_seen: position.pages_seen,
-                max_pages: position.max_pages,
-            });
-        }
-        // A position edited by hand may sit at the guard without saying so; stop rather than overrun.
-        let stop_reason =
-            position.stop_reason.or((position.pages_seen == position.max_pages).then_some(StopReason::MaxPages));
-        Ok(Self {
-            page_size,
-            next_page_no: position.next_page_no,
-            pages_seen: position.pages_seen,
-            items_seen: position.items_seen,
-            max_pages: position.max_pages,
-            stop_reason,
-        })
-    }
-
-    /// Returns the page to fetch next, or `None` once the walk is finished.
-    pub fn next_request(&self) -> Option<PageRequest> {
-        match self.stop_reason {
-            Some(_) => None,
-            None => Some(PageRequest { page_no: self.next_page_no, page_size: self.page_size }),
-        }
-    }
-
-    /// Records the response to the request from [`next_request`](Self::next_request).
-    ///
-    /// `items` is the number of items the page held and `total_count` the `totalCount` it reported, if
-    /// any. The walk stops, in this order of precedence, on an empty page, a short page, the total being
-    /// reached, the page guard, or the page number running out. Calls after the walk finished are
-    /// ignored, so a stray response cannot restart it.
-    pub fn handle_page(&mut self, items: usize, total_count: Option<u64>) {
-        if self.stop_reason.is_some() {
-            return;
-        }
-        let items = u64::try_from(items).unwrap_or(u64::MAX);
-        self.pages_seen = self.pages_seen.saturating_add(1);
-        self.items_seen = self.items_seen.saturating_add(items);
-        self.stop_reason = if items == 0 {
-            Some(StopReason::EmptyPage)
-        } else if items < u64::from(self.page_size) {
-            Some(StopReason::ShortPage)
-        } else if total_count.is_some_and(|total| self.items_seen >= total) {
-            Some(StopReason::TotalReached)
-        } else if self.pages_seen >= self.max_pages {
-            Some(StopReason::MaxPages)
-        } else {
-            None
-        };
-        if self.stop_reason.is_none() {
-            match self.next_page_no.checked_add(1) {
-                Some(next) => self.next_page_no = next,
-                None => self.stop_reason = Some(StopReason::PageNumberExhausted),
-            }
-        }
-    }
-
-    /// Returns why the walk stopped, or `None` while it goes on.
-    pub fn stop_reason(&self) -> Option<StopReason> {
-        self.stop_reason
-    }
-
-    /// Returns whether the walk is finished.
-    pub fn is_finished(&self) -> bool {
-        self.stop_reason.is_some()
-    }
-
-    /// Returns the number of items the handled pages held (duplicates included).
-    pub fn items_seen(&self) -> u64 {
-        self.items_seen
-    }
-
-    /// Returns the number of pages handled.
-    pub fn pages_seen(&self) -> u32 {
-        self.pages_seen
-    }
-
-    /// Returns the page size of the walk.
-    pub fn page_size(&self) -> u32 {
-        self.page_size
-    }
-
-    /// Returns a snapshot that [`Pager::resume`] turns back into an equal pager.
-    pub fn position(&self) -> PagePosition {
-        PagePosition {
-            next_page_no: self.next_page_no,
-            page_size: self.page_size,
-            pages_seen: self.pages_seen,
-            items_seen: self.items_seen,
-            max_pages: self.max_pages,
-            stop_reason: self.stop_reason,
-        }
-    }
 }
 
 fn checked_page_size(limits: PagingLimits, page_size: u32) -> Result<u32, PagerError> {
@@ -344,7 +159,7 @@ pub enum WalkError {
     },
 }
 
-/// A paged walk with integrity checks: a [`Pager`] that also reads each page's echo of `pageNo`, its
+/// A paged walk with integrity checks: it counts pages and items, and reads each page's echo of `pageNo`, its
 /// `totalCount` and its first and last items, so that the walk ends in exactly one of two ways: complete
 /// ([`StopReason::EmptyPage`], [`StopReason::ShortPage`] or [`StopReason::TotalReached`], with every promised
 /// item received) or a [`WalkError`]. Sans-IO: ask [`next_request`](Self::next_request), feed each answer to
@@ -369,9 +184,13 @@ pub enum WalkError {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Walk<I> {
-    pager: Pager,
-    /// Items before the first page of the walk (a walk may start part-way through a listing).
-    offset: u64,
+    page_size: u32,
+    next_page_no: u32,
+    max_pages: u32,
+    pages_seen: u32,
+    /// Items up to the end of the last page handled, counting the pages before the walk's first page (a walk
+    /// may start part-way through a listing) and any duplicates a shifting listing produced.
+    seen: u64,
     total: Option<u64>,
     previous: Option<Signature<I>>,
     outcome: Option<Result<StopReason, WalkError>>,
@@ -387,16 +206,30 @@ struct Signature<I> {
 }
 
 impl<I: Clone + PartialEq> Walk<I> {
-    /// Starts a walk at `first_page` that handles at most `max_pages` pages (see [`Pager::new`]).
+    /// Starts a walk at `first_page` that handles at most `max_pages` pages.
+    ///
+    /// `page_size` `None` picks the default of `limits`. Fails when the page size lies outside the limits, the
+    /// limits are inconsistent, or `max_pages` is zero.
     pub fn new(
         limits: PagingLimits,
         page_size: Option<u32>,
         first_page: u32,
         max_pages: u32,
     ) -> Result<Self, PagerError> {
-        let pager = Pager::new(limits, page_size, first_page, max_pages)?;
-        let offset = u64::from(first_page).saturating_mul(u64::from(pager.page_size()));
-        Ok(Self { pager, offset, total: None, previous: None, outcome: None })
+        let page_size = checked_page_size(limits, page_size.unwrap_or(limits.page_size_default))?;
+        if max_pages == 0 {
+            return Err(PagerError::ZeroMaxPages);
+        }
+        Ok(Self {
+            page_size,
+            next_page_no: first_page,
+            max_pages,
+            pages_seen: 0,
+            seen: u64::from(first_page).saturating_mul(u64::from(page_size)),
+            total: None,
+            previous: None,
+            outcome: None,
+        })
     }
 
     /// The page to fetch next, or `None` once the walk has an outcome. Call it before each request.
@@ -404,12 +237,13 @@ impl<I: Clone + PartialEq> Walk<I> {
     pub fn next_request(&self) -> Option<PageRequest> {
         match self.outcome {
             Some(_) => None,
-            None => self.pager.next_request(),
+            None => Some(PageRequest { page_no: self.next_page_no, page_size: self.page_size }),
         }
     }
 
     /// Records the answer to the request from [`next_request`](Self::next_request); returns the walk's outcome
-    /// once it has one (and `None` while it goes on). Calls after the outcome are ignored.
+    /// once it has one (and `None` while it goes on). Calls after the outcome are ignored, so a stray answer
+    /// cannot restart the walk.
     pub fn handle_page<P: crate::endpoint::Page<Item = I>>(
         &mut self,
         page: &P,
@@ -444,16 +278,32 @@ impl<I: Clone + PartialEq> Walk<I> {
             (_, Some(now)) => self.total = Some(now),
             (_, None) => {}
         }
-        self.pager.handle_page(page.item_count(), self.total.map(|t| t.saturating_sub(self.offset)));
-        let seen = self.pager.items_seen().saturating_add(self.offset);
-        match self.pager.stop_reason()? {
-            reason @ (StopReason::EmptyPage | StopReason::ShortPage) => match self.total {
-                Some(total) if seen < total => Some(Err(WalkError::Truncated { page_no, seen, total })),
-                _ => Some(Ok(reason)),
-            },
-            StopReason::TotalReached => Some(Ok(StopReason::TotalReached)),
-            StopReason::MaxPages => Some(Err(WalkError::PageGuard { pages: self.pager.pages_seen() })),
-            StopReason::PageNumberExhausted => Some(Err(WalkError::PageNumberExhausted)),
+        let items = u64::try_from(page.item_count()).unwrap_or(u64::MAX);
+        self.pages_seen = self.pages_seen.saturating_add(1);
+        self.seen = self.seen.saturating_add(items);
+        let seen = self.seen;
+        // The end of the listing comes first: a page the server cut short says more than any count. A page
+        // larger than asked for counts as full, since the server may ignore `pageSize`.
+        if items < u64::from(self.page_size) {
+            let reason = if items == 0 { StopReason::EmptyPage } else { StopReason::ShortPage };
+            return Some(match self.total {
+                Some(total) if seen < total => Err(WalkError::Truncated { page_no, seen, total }),
+                _ => Ok(reason),
+            });
+        }
+        if self.total.is_some_and(|total| seen >= total) {
+            return Some(Ok(StopReason::TotalReached));
+        }
+        // The guards come last, so that a walk whose last allowed page completes the listing is complete.
+        if self.pages_seen >= self.max_pages {
+            return Some(Err(WalkError::PageGuard { pages: self.pages_seen }));
+        }
+        match self.next_page_no.checked_add(1) {
+            Some(next) => {
+                self.next_page_no = next;
+                None
+            }
+            None => Some(Err(WalkError::PageNumberExhausted)),
         }
     }
 
@@ -461,17 +311,6 @@ impl<I: Clone + PartialEq> Walk<I> {
     /// goes on.
     pub fn outcome(&self) -> Option<&Result<StopReason, WalkError>> {
         self.outcome.as_ref()
-    }
-
-    /// Items received so far (readable and not, duplicates included), not counting the pages before the
-    /// walk's first page.
-    pub fn items_seen(&self) -> u64 {
-        self.pager.items_seen()
-    }
-
-    /// Pages handled so far.
-    pub fn pages_seen(&self) -> u32 {
-        self.pager.pages_seen()
     }
 }
 
@@ -498,330 +337,246 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::endpoint::Page;
+    use iot_model::{OperationId, OperationInfo, OperationPage};
 
-    const LIMITS: PagingLimits = PagingLimits::new(1, 100, 10);
+    const LIMITS: PagingLimits = <OperationPage as Page>::LIMITS;
 
-    /// A scripted page: the item count and the reported total.
-    type Page = (usize, Option<u64>);
+    /// A scripted answer: the item count and the reported total.
+    type Answer = (usize, Option<u64>);
 
-    /// Drives `pager` against `pages` (page `i` answers the `i`-th request), bounded by the script
-    /// length so a pager that never stops fails the test instead of hanging it.
-    fn drive(pager: &mut Pager, pages: &[Page]) -> Vec<PageRequest> {
+    fn item(name: String) -> OperationInfo {
+        OperationInfo::new(OperationId::new(name).unwrap())
+    }
+
+    /// A page with the given echo of `pageNo`, total and items `op-{n}` for `n` in `ids`.
+    fn page(page_no: Option<u32>, total: Option<u64>, ids: std::ops::Range<u32>) -> OperationPage {
+        let mut p = OperationPage::from_items(0, 10, 0, ids.map(|n| item(format!("op-{n}"))).collect());
+        p.page_no = page_no;
+        p.total_count = total;
+        p
+    }
+
+    fn walk(first: u32) -> Walk<OperationInfo> {
+        Walk::new(LIMITS, Some(10), first, 4).unwrap()
+    }
+
+    /// Drives `walk` against `script` (answer `i` answers the `i`-th request, echoing its page number and
+    /// holding `count` items no other page holds), bounded by the script length so a walk that never ends
+    /// fails the test instead of hanging it. Returns the page numbers asked for and the outcome.
+    fn drive(walk: &mut Walk<OperationInfo>, script: &[Answer]) -> (Vec<u32>, Result<StopReason, WalkError>) {
         let mut requested = Vec::new();
-        for &(items, total) in pages {
-            let Some(request) = pager.next_request() else {
+        for &(count, total) in script {
+            let Some(request) = walk.next_request() else {
                 break;
             };
-            requested.push(request);
-            pager.handle_page(items, total);
+            requested.push(request.page_no);
+            let items = (0..count).map(|i| item(format!("op-{}-{i}", request.page_no))).collect();
+            let mut answer = OperationPage::from_items(request.page_no, request.page_size, 0, items);
+            answer.total_count = total;
+            walk.handle_page(&answer);
         }
-        assert!(pager.is_finished(), "the script ran out before the pager stopped");
-        requested
+        let outcome = walk.outcome().cloned().expect("the script ran out before the walk ended");
+        (requested, outcome)
     }
 
     /// A server holding `total` items, answering any page honestly.
-    fn honest(total: u64, page_size: u32, pages: u32) -> Vec<Page> {
-        (0..u64::from(pages))
-            .map(|page| {
-                let start = page * u64::from(page_size);
-                let items = total.saturating_sub(start).min(u64::from(page_size));
-                (usize::try_from(items).unwrap(), Some(total))
-            })
+    fn honest(total: u64, pages: u64) -> Vec<Answer> {
+        (0..pages)
+            .map(|page| (usize::try_from(total.saturating_sub(page * 10).min(10)).unwrap(), Some(total)))
             .collect()
-    }
-
-    fn page_numbers(requests: &[PageRequest]) -> Vec<u32> {
-        requests.iter().map(|r| r.page_no).collect()
     }
 
     #[test]
     fn default_page_size_is_used_when_none_is_given() {
-        let pager = Pager::new(LIMITS, None, 0, 5).unwrap();
-        assert_eq!(pager.next_request(), Some(PageRequest { page_no: 0, page_size: 10 }));
-        assert_eq!(pager.pages_seen(), 0);
-        assert_eq!(pager.items_seen(), 0);
-        assert_eq!(pager.stop_reason(), None);
+        let walk = Walk::<OperationInfo>::new(LIMITS, None, 0, 5).unwrap();
+        assert_eq!(walk.next_request(), Some(PageRequest { page_no: 0, page_size: 10 }));
+        assert_eq!(walk.outcome(), None);
     }
 
     #[test]
     fn page_size_outside_the_limits_is_rejected_with_value_and_range() {
         for bad in [0, 101, u32::MAX] {
-            let err = Pager::new(LIMITS, Some(bad), 0, 5).unwrap_err();
+            let err = Walk::<OperationInfo>::new(LIMITS, Some(bad), 0, 5).unwrap_err();
             assert_eq!(err, PagerError::PageSizeOutOfRange { value: bad, min: 1, max: 100 });
             let shown = err.to_string();
             assert!(shown.contains(&bad.to_string()), "{shown}");
             assert!(shown.contains("1..=100"), "{shown}");
         }
         for good in [1, 50, 100] {
-            assert_eq!(Pager::new(LIMITS, Some(good), 0, 5).unwrap().page_size(), good);
+            let walk = Walk::<OperationInfo>::new(LIMITS, Some(good), 0, 5).unwrap();
+            assert_eq!(walk.next_request().map(|r| r.page_size), Some(good));
         }
     }
 
     #[test]
     fn inconsistent_limits_and_zero_max_pages_are_rejected() {
         for limits in [PagingLimits::new(0, 100, 10), PagingLimits::new(20, 100, 10), PagingLimits::new(1, 5, 10)] {
-            assert!(matches!(Pager::new(limits, Some(5), 0, 5), Err(PagerError::InconsistentLimits { .. })));
+            let started = Walk::<OperationInfo>::new(limits, Some(5), 0, 5);
+            assert!(matches!(started, Err(PagerError::InconsistentLimits { .. })));
         }
-        assert_eq!(Pager::new(LIMITS, None, 0, 0), Err(PagerError::ZeroMaxPages));
+        assert_eq!(Walk::<OperationInfo>::new(LIMITS, None, 0, 0).unwrap_err(), PagerError::ZeroMaxPages);
     }
 
     #[test]
-    fn total_not_a_multiple_of_the_page_size_ends_on_the_short_page() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &honest(25, 10, 10));
-        assert_eq!(page_numbers(&requested), [0, 1, 2]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::ShortPage));
-        assert_eq!(pager.items_seen(), 25);
-        assert_eq!(pager.pages_seen(), 3);
-        assert_eq!(pager.next_request(), None);
-    }
-
-    #[test]
-    fn total_that_is_a_multiple_needs_no_extra_empty_page() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &honest(30, 10, 10));
-        assert_eq!(page_numbers(&requested), [0, 1, 2]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::TotalReached));
-        assert_eq!(pager.items_seen(), 30);
-    }
-
-    #[test]
-    fn zero_total_stops_after_the_first_empty_page() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &honest(0, 10, 10));
-        assert_eq!(page_numbers(&requested), [0]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::EmptyPage));
-        assert_eq!(pager.items_seen(), 0);
-        assert_eq!(pager.pages_seen(), 1);
-    }
-
-    #[test]
-    fn zero_total_on_a_full_page_still_stops() {
-        // An inconsistent server: a full page claiming there is nothing at all.
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        drive(&mut pager, &[(10, Some(0)), (10, Some(0))]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::TotalReached));
-        assert_eq!(pager.pages_seen(), 1);
+    fn an_honest_server_ends_on_the_short_page_the_total_or_the_empty_page() {
+        let mut w = walk(0);
+        assert_eq!(drive(&mut w, &honest(25, 10)), (vec![0, 1, 2], Ok(StopReason::ShortPage)));
+        assert_eq!(w.next_request(), None);
+        // A total that is a multiple of the page size needs no extra empty page.
+        assert_eq!(drive(&mut walk(0), &honest(30, 10)), (vec![0, 1, 2], Ok(StopReason::TotalReached)));
+        assert_eq!(drive(&mut walk(0), &honest(0, 10)), (vec![0], Ok(StopReason::EmptyPage)));
+        // A full page claiming there is nothing at all still ends the walk.
+        assert_eq!(drive(&mut walk(0), &[(10, Some(0)), (10, Some(0))]), (vec![0], Ok(StopReason::TotalReached)));
     }
 
     #[test]
     fn missing_total_walks_until_a_short_or_empty_page() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &[(10, None), (10, None), (3, None), (10, None)]);
-        assert_eq!(page_numbers(&requested), [0, 1, 2]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::ShortPage));
-        assert_eq!(pager.items_seen(), 23);
-
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &[(10, None), (10, None), (0, None), (10, None)]);
-        assert_eq!(page_numbers(&requested), [0, 1, 2]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::EmptyPage));
-        assert_eq!(pager.items_seen(), 20);
+        let script = [(10, None), (10, None), (3, None), (10, None)];
+        assert_eq!(drive(&mut walk(0), &script), (vec![0, 1, 2], Ok(StopReason::ShortPage)));
+        let script = [(10, None), (10, None), (0, None), (10, None)];
+        assert_eq!(drive(&mut walk(0), &script), (vec![0, 1, 2], Ok(StopReason::EmptyPage)));
     }
 
     #[test]
-    fn shrinking_total_between_pages_stops_as_soon_as_it_is_reached() {
-        // The listing had 100 items when the walk began, then most were deleted.
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &[(10, Some(100)), (10, Some(15)), (10, Some(15))]);
-        assert_eq!(page_numbers(&requested), [0, 1]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::TotalReached));
-        assert_eq!(pager.items_seen(), 20);
+    fn a_shifted_listing_counts_its_duplicate_and_still_ends() {
+        // An insertion at the head shifts the listing: page 1 repeats the last item of page 0, so the walk
+        // counts more items than distinct ones and reaches the total one item early (filtering duplicates
+        // is the caller's business).
+        let script = [(10, Some(25)), (10, Some(26)), (10, Some(26)), (10, Some(26))];
+        assert_eq!(drive(&mut walk(0), &script), (vec![0, 1, 2], Ok(StopReason::TotalReached)));
     }
 
     #[test]
-    fn growing_total_keeps_the_walk_going() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &[(10, Some(10)), (10, Some(40))]);
-        // The first page alone reaches the total it reports: the walk stops there.
-        assert_eq!(page_numbers(&requested), [0]);
-
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &[(10, Some(15)), (10, Some(40)), (10, Some(40)), (10, Some(40))]);
-        // Items seen (10) are below the first total, then the total grows: the walk goes on.
-        assert_eq!(page_numbers(&requested), [0, 1, 2, 3]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::TotalReached));
-        assert_eq!(pager.items_seen(), 40);
-    }
-
-    #[test]
-    fn duplicates_are_counted_and_the_walk_still_ends() {
-        // An insertion at the head shifts the listing: page 1 repeats the last item of page 0, so the
-        // pager sees more items than distinct ones and the total is reached one item early.
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &[(10, Some(25)), (10, Some(26)), (10, Some(26)), (10, Some(26))]);
-        assert_eq!(page_numbers(&requested), [0, 1, 2]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::TotalReached));
-        assert_eq!(pager.items_seen(), 30);
-    }
-
-    #[test]
-    fn server_that_always_returns_full_pages_stops_at_max_pages() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 7).unwrap();
-        let endless = vec![(10, None); 1_000];
-        let requested = drive(&mut pager, &endless);
-        assert_eq!(page_numbers(&requested), [0, 1, 2, 3, 4, 5, 6]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::MaxPages));
-        assert_eq!(pager.pages_seen(), 7);
-        assert_eq!(pager.items_seen(), 70);
-
+    fn a_server_that_always_answers_full_pages_stops_at_the_guard() {
+        let mut w = Walk::new(LIMITS, Some(10), 0, 7).unwrap();
+        assert_eq!(drive(&mut w, &vec![(10, None); 1_000]), ((0..7).collect(), Err(WalkError::PageGuard { pages: 7 })));
         // A total the server never lets us reach behaves the same.
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 3).unwrap();
-        drive(&mut pager, &vec![(10, Some(u64::MAX)); 1_000]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::MaxPages));
-        assert_eq!(pager.pages_seen(), 3);
+        let mut w = Walk::new(LIMITS, Some(10), 0, 3).unwrap();
+        let (requested, outcome) = drive(&mut w, &vec![(10, Some(u64::MAX)); 1_000]);
+        assert_eq!((requested.len(), outcome), (3, Err(WalkError::PageGuard { pages: 3 })));
     }
 
     #[test]
     fn oversized_pages_count_as_full() {
-        // A server that ignores pageSize and returns more items than asked.
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        let requested = drive(&mut pager, &[(50, Some(60)), (50, Some(60))]);
-        assert_eq!(page_numbers(&requested), [0, 1]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::TotalReached));
-        assert_eq!(pager.items_seen(), 100);
+        // A server that ignores pageSize and answers more items than asked.
+        let script = [(50, Some(60)), (50, Some(60))];
+        assert_eq!(drive(&mut walk(0), &script), (vec![0, 1], Ok(StopReason::TotalReached)));
     }
 
     #[test]
-    fn stop_precedence_is_empty_then_short_then_total_then_max() {
-        let cases: [(Page, u32, StopReason); 4] = [
-            ((0, Some(0)), 1, StopReason::EmptyPage),
-            ((3, Some(3)), 1, StopReason::ShortPage),
-            ((10, Some(10)), 1, StopReason::TotalReached),
-            ((10, Some(11)), 1, StopReason::MaxPages),
+    fn stop_precedence_is_empty_then_short_then_total_then_guard() {
+        let cases: [(Answer, Result<StopReason, WalkError>); 4] = [
+            ((0, Some(0)), Ok(StopReason::EmptyPage)),
+            ((3, Some(3)), Ok(StopReason::ShortPage)),
+            ((10, Some(10)), Ok(StopReason::TotalReached)),
+            ((10, Some(11)), Err(WalkError::PageGuard { pages: 1 })),
         ];
-        for ((items, total), max_pages, expected) in cases {
-            let mut pager = Pager::new(LIMITS, Some(10), 0, max_pages).unwrap();
-            pager.handle_page(items, total);
-            assert_eq!(pager.stop_reason(), Some(expected), "items {items} total {total:?}");
+        for (answer, expected) in cases {
+            let mut w = Walk::new(LIMITS, Some(10), 0, 1).unwrap();
+            assert_eq!(drive(&mut w, &[answer]), (vec![0], expected), "{answer:?}");
         }
     }
 
     #[test]
-    fn first_page_offsets_the_page_numbers() {
-        let mut pager = Pager::new(LIMITS, Some(10), 1, 100).unwrap();
-        let requested = drive(&mut pager, &honest(15, 10, 10));
-        assert_eq!(page_numbers(&requested), [1, 2]);
+    fn a_walk_from_a_later_page_counts_the_pages_before_it() {
+        // Pages 1 to 3 of 35 items hold items 10 to 34: the short page 3 completes the listing.
+        let script = [(10, Some(35)), (10, Some(35)), (5, Some(35)), (10, Some(35))];
+        assert_eq!(drive(&mut walk(1), &script), (vec![1, 2, 3], Ok(StopReason::ShortPage)));
     }
 
     #[test]
     fn page_number_overflow_stops_instead_of_wrapping() {
-        let mut pager = Pager::new(LIMITS, Some(10), u32::MAX - 1, 100).unwrap();
-        let requested = drive(&mut pager, &vec![(10, None); 10]);
-        assert_eq!(page_numbers(&requested), [u32::MAX - 1, u32::MAX]);
-        assert_eq!(pager.stop_reason(), Some(StopReason::PageNumberExhausted));
-        assert_eq!(pager.next_request(), None);
+        let mut w = Walk::new(LIMITS, Some(10), u32::MAX - 1, 100).unwrap();
+        let outcome = drive(&mut w, &vec![(10, None); 10]);
+        assert_eq!(outcome, (vec![u32::MAX - 1, u32::MAX], Err(WalkError::PageNumberExhausted)));
+        assert_eq!(w.next_request(), None);
     }
 
     #[test]
-    fn huge_item_counts_saturate() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        pager.handle_page(usize::MAX, None);
-        pager.handle_page(usize::MAX, None);
-        assert_eq!(pager.items_seen(), u64::MAX);
-        assert_eq!(pager.pages_seen(), 2);
-        assert!(!pager.is_finished());
-    }
-
-    #[test]
-    fn responses_after_the_end_are_ignored() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 100).unwrap();
-        pager.handle_page(0, Some(0));
-        let finished = pager.clone();
-        pager.handle_page(10, Some(100));
-        assert_eq!(pager, finished);
-        assert_eq!(pager.stop_reason(), Some(StopReason::EmptyPage));
-    }
-
-    #[test]
-    fn position_resumes_to_an_equal_pager() {
-        let mut pager = Pager::new(LIMITS, Some(20), 0, 10).unwrap();
-        pager.handle_page(20, Some(70));
-        pager.handle_page(20, Some(70));
-        let position = pager.position();
-        assert_eq!(position.next_page_no, 2);
-        assert_eq!(position.pages_seen, 2);
-        assert_eq!(position.items_seen, 40);
-        assert_eq!(position.stop_reason, None);
-
-        let mut resumed = Pager::resume(LIMITS, position).unwrap();
-        assert_eq!(resumed, pager);
-        assert_eq!(resumed.next_request(), Some(PageRequest { page_no: 2, page_size: 20 }));
-        resumed.handle_page(20, Some(70));
-        resumed.handle_page(10, Some(70));
-        assert_eq!(resumed.stop_reason(), Some(StopReason::ShortPage));
-        assert_eq!(resumed.items_seen(), 70);
-        assert_eq!(resumed.pages_seen(), 4);
-    }
-
-    #[test]
-    fn position_survives_a_json_round_trip() {
-        let mut pager = Pager::new(LIMITS, Some(10), 3, 5).unwrap();
-        pager.handle_page(10, None);
-        let json = serde_json::to_string(&pager.position()).unwrap();
-        assert!(json.contains("\"nextPageNo\":4"), "{json}");
-        let position: PagePosition = serde_json::from_str(&json).unwrap();
-        assert_eq!(Pager::resume(LIMITS, position).unwrap(), pager);
-
-        pager.handle_page(0, None);
-        let json = serde_json::to_string(&pager.position()).unwrap();
-        let position: PagePosition = serde_json::from_str(&json).unwrap();
-        let resumed = Pager::resume(LIMITS, position).unwrap();
-        assert_eq!(resumed.stop_reason(), Some(StopReason::EmptyPage));
-        assert_eq!(resumed.next_request(), None);
-    }
-
-    #[test]
-    fn resume_keeps_the_page_guard() {
-        let mut pager = Pager::new(LIMITS, Some(10), 0, 3).unwrap();
-        pager.handle_page(10, None);
-        pager.handle_page(10, None);
-        let mut resumed = Pager::resume(LIMITS, pager.position()).unwrap();
-        resumed.handle_page(10, None);
-        assert_eq!(resumed.stop_reason(), Some(StopReason::MaxPages));
-        assert_eq!(resumed.pages_seen(), 3);
-    }
-
-    #[test]
-    fn resume_rejects_positions_that_break_the_rules() {
-        let pager = Pager::new(LIMITS, Some(10), 0, 3).unwrap();
-        let good = pager.position();
-
-        let narrower = PagingLimits::new(1, 5, 5);
-        assert_eq!(Pager::resume(narrower, good), Err(PagerError::PageSizeOutOfRange { value: 10, min: 1, max: 5 }));
-
-        let mut zero = good;
-        zero.max_pages = 0;
-        assert_eq!(Pager::resume(LIMITS, zero), Err(PagerError::ZeroMaxPages));
-
-        let mut beyond = good;
-        beyond.pages_seen = 4;
-        assert_eq!(Pager::resume(LIMITS, beyond), Err(PagerError::PositionBeyondLimit { pages_seen: 4, max_pages: 3 }));
-
-        // A position at its guard that forgot to say it stopped resumes as finished.
-        let mut at_guard = good;
-        at_guard.pages_seen = 3;
-        let resumed = Pager::resume(LIMITS, at_guard).unwrap();
-        assert_eq!(resumed.stop_reason(), Some(StopReason::MaxPages));
-        assert_eq!(resumed.next_request(), None);
-    }
-
-    #[test]
-    fn every_script_terminates_within_max_pages() {
-        // A small exhaustive sweep: every sequence of three responses drawn from a handful of shapes,
-        // with a guard of 3, ends within three requests and with a stop reason.
-        let shapes: [Page; 6] = [(0, None), (5, None), (10, None), (10, Some(5)), (10, Some(1_000)), (11, Some(12))];
+    fn every_script_ends_within_the_guard() {
+        // A small exhaustive sweep: every sequence of three answers drawn from a handful of shapes, with a
+        // guard of 3, ends within three requests with an outcome.
+        let shapes: [Answer; 6] = [(0, None), (5, None), (10, None), (10, Some(5)), (10, Some(1_000)), (11, Some(12))];
         for a in shapes {
             for b in shapes {
                 for c in shapes {
-                    let mut pager = Pager::new(LIMITS, Some(10), 0, 3).unwrap();
-                    let requested = drive(&mut pager, &[a, b, c]);
+                    let mut w = Walk::new(LIMITS, Some(10), 0, 3).unwrap();
+                    let (requested, _) = drive(&mut w, &[a, b, c]);
                     assert!(requested.len() <= 3);
-                    assert!(pager.stop_reason().is_some());
-                    assert_eq!(pager.pages_seen() as usize, requested.len());
+                    assert_eq!(w.next_request(), None);
                 }
             }
         }
+    }
+
+    #[test]
+    fn complete_walks_end_ok_and_stay_ended() {
+        let mut w = walk(0);
+        assert_eq!(w.handle_page(&page(Some(0), Some(15), 0..10)), None);
+        assert_eq!(w.handle_page(&page(Some(1), Some(15), 10..15)), Some(Ok(StopReason::ShortPage)));
+        assert!(w.next_request().is_none());
+        assert_eq!(w.handle_page(&page(Some(2), Some(100), 20..30)), None, "nothing restarts a finished walk");
+        assert_eq!(w.outcome(), Some(&Ok(StopReason::ShortPage)));
+        let mut w = walk(0);
+        assert_eq!(w.handle_page(&page(None, Some(10), 0..10)), Some(Ok(StopReason::TotalReached)));
+        let mut w = walk(0);
+        assert_eq!(w.handle_page(&page(None, None, 0..0)), Some(Ok(StopReason::EmptyPage)));
+        // A walk from page 2 of 25 items reads the last 5 and is complete.
+        let mut w = walk(2);
+        assert_eq!(w.handle_page(&page(Some(2), Some(25), 20..25)), Some(Ok(StopReason::ShortPage)));
+    }
+
+    #[test]
+    fn a_growing_total_is_new_items_and_the_walk_goes_on() {
+        let mut w = walk(0);
+        assert_eq!(w.handle_page(&page(Some(0), Some(10), 0..10)), Some(Ok(StopReason::TotalReached)));
+        let mut w = walk(0);
+        assert_eq!(w.handle_page(&page(Some(0), Some(15), 0..10)), None);
+        assert_eq!(w.handle_page(&page(Some(1), Some(22), 10..20)), None);
+        assert_eq!(w.handle_page(&page(Some(2), Some(22), 20..22)), Some(Ok(StopReason::ShortPage)));
+    }
+
+    #[test]
+    fn every_integrity_failure_is_an_error_and_final() {
+        let mut w = walk(0);
+        w.handle_page(&page(Some(0), Some(100), 0..10));
+        assert_eq!(
+            w.handle_page(&page(Some(0), Some(100), 10..20)),
+            Some(Err(WalkError::PageNumberMismatch { asked: 1, answered: 0 }))
+        );
+        assert!(w.next_request().is_none());
+        assert_eq!(w.handle_page(&page(Some(2), Some(100), 20..30)), None, "nothing restarts a failed walk");
+
+        let mut w = walk(0);
+        w.handle_page(&page(None, Some(100), 0..10));
+        assert_eq!(w.handle_page(&page(None, Some(100), 0..10)), Some(Err(WalkError::RepeatedPage { page_no: 1 })));
+
+        // The listing had 100 items when the walk began, then some were deleted: later pages shifted.
+        let mut w = walk(0);
+        w.handle_page(&page(Some(0), Some(100), 0..10));
+        assert_eq!(
+            w.handle_page(&page(Some(1), Some(90), 10..20)),
+            Some(Err(WalkError::TotalShrank { page_no: 1, was: 100, now: 90 }))
+        );
+
+        let mut w = walk(0);
+        assert_eq!(
+            w.handle_page(&page(Some(0), Some(100), 0..7)),
+            Some(Err(WalkError::Truncated { page_no: 0, seen: 7, total: 100 }))
+        );
+        let mut w = walk(0);
+        w.handle_page(&page(Some(0), Some(100), 0..10));
+        assert_eq!(
+            w.handle_page(&page(Some(1), Some(100), 0..0)),
+            Some(Err(WalkError::Truncated { page_no: 1, seen: 10, total: 100 }))
+        );
+
+        let mut w = walk(0);
+        for n in 0..3 {
+            assert_eq!(w.handle_page(&page(Some(n), None, n * 10..n * 10 + 10)), None);
+        }
+        assert_eq!(w.handle_page(&page(Some(3), None, 30..40)), Some(Err(WalkError::PageGuard { pages: 4 })));
     }
 
     #[test]
@@ -832,89 +587,5 @@ mod tests {
         assert_eq!(slice_page(items.clone(), Some(2), Some(10), limits), (2, 10, 25, (20..25).collect()));
         assert_eq!(slice_page(items.clone(), Some(3), Some(10), limits).3, Vec::<u32>::new());
         assert_eq!(slice_page(items, Some(u32::MAX), Some(100), limits).3, Vec::<u32>::new());
-    }
-
-    mod walk {
-        use super::super::{StopReason, Walk, WalkError};
-        use crate::endpoint::Page;
-        use iot_model::{OperationId, OperationInfo, OperationPage};
-
-        fn page(page_no: Option<u32>, total: Option<u64>, ids: std::ops::Range<u32>) -> OperationPage {
-            let items = ids.map(|n| OperationInfo::new(OperationId::new(format!("op-{n}")).unwrap())).collect();
-            let mut p = OperationPage::from_items(0, 10, 0, items);
-            p.page_no = page_no;
-            p.total_count = total;
-            p
-        }
-
-        fn walk(first: u32) -> Walk<OperationInfo> {
-            Walk::new(<OperationPage as Page>::LIMITS, Some(10), first, 4).unwrap()
-        }
-
-        #[test]
-        fn complete_walks_end_ok() {
-            let mut w = walk(0);
-            assert_eq!(w.handle_page(&page(Some(0), Some(15), 0..10)), None);
-            assert_eq!(w.handle_page(&page(Some(1), Some(15), 10..15)), Some(Ok(StopReason::ShortPage)));
-            assert!(w.next_request().is_none());
-            let mut w = walk(0);
-            assert_eq!(w.handle_page(&page(None, Some(10), 0..10)), Some(Ok(StopReason::TotalReached)));
-            let mut w = walk(0);
-            assert_eq!(w.handle_page(&page(None, None, 0..0)), Some(Ok(StopReason::EmptyPage)));
-            // A walk from page 2 of 25 items reads the last 5 and is complete.
-            let mut w = walk(2);
-            assert_eq!(w.handle_page(&page(Some(2), Some(25), 20..25)), Some(Ok(StopReason::ShortPage)));
-        }
-
-        #[test]
-        fn a_growing_total_is_new_items_and_the_walk_goes_on() {
-            let mut w = walk(0);
-            assert_eq!(w.handle_page(&page(Some(0), Some(10), 0..10)), Some(Ok(StopReason::TotalReached)));
-            let mut w = walk(0);
-            assert_eq!(w.handle_page(&page(Some(0), Some(15), 0..10)), None);
-            assert_eq!(w.handle_page(&page(Some(1), Some(22), 10..20)), None);
-            assert_eq!(w.handle_page(&page(Some(2), Some(22), 20..22)), Some(Ok(StopReason::ShortPage)));
-        }
-
-        #[test]
-        fn every_integrity_failure_is_an_error_and_final() {
-            let mut w = walk(0);
-            w.handle_page(&page(Some(0), Some(100), 0..10));
-            assert_eq!(
-                w.handle_page(&page(Some(0), Some(100), 10..20)),
-                Some(Err(WalkError::PageNumberMismatch { asked: 1, answered: 0 }))
-            );
-            assert!(w.next_request().is_none());
-            assert_eq!(w.handle_page(&page(Some(2), Some(100), 20..30)), None, "nothing restarts a failed walk");
-
-            let mut w = walk(0);
-            w.handle_page(&page(None, Some(100), 0..10));
-            assert_eq!(w.handle_page(&page(None, Some(100), 0..10)), Some(Err(WalkError::RepeatedPage { page_no: 1 })));
-
-            let mut w = walk(0);
-            w.handle_page(&page(Some(0), Some(100), 0..10));
-            assert_eq!(
-                w.handle_page(&page(Some(1), Some(90), 10..20)),
-                Some(Err(WalkError::TotalShrank { page_no: 1, was: 100, now: 90 }))
-            );
-
-            let mut w = walk(0);
-            assert_eq!(
-                w.handle_page(&page(Some(0), Some(100), 0..7)),
-                Some(Err(WalkError::Truncated { page_no: 0, seen: 7, total: 100 }))
-            );
-            let mut w = walk(0);
-            w.handle_page(&page(Some(0), Some(100), 0..10));
-            assert_eq!(
-                w.handle_page(&page(Some(1), Some(100), 0..0)),
-                Some(Err(WalkError::Truncated { page_no: 1, seen: 10, total: 100 }))
-            );
-
-            let mut w = walk(0);
-            for n in 0..3 {
-                assert_eq!(w.handle_page(&page(Some(n), None, n * 10..n * 10 + 10)), None);
-            }
-            assert_eq!(w.handle_page(&page(Some(3), None, 30..40)), Some(Err(WalkError::PageGuard { pages: 4 })));
-        }
     }
 }

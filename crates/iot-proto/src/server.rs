@@ -51,7 +51,7 @@ impl Router {
             .iter()
             .map(|id| {
                 let m = id.meta();
-                (m.method.as_http(), m.path.split('/').skip(1).collect::<Vec<_>>(), *id)
+                (m.method.clone(), m.path.split('/').skip(1).collect::<Vec<_>>(), *id)
             })
             .collect();
         // More literal segments first.

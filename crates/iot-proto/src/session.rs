@@ -112,17 +112,6 @@ pub enum SessionAction {
     Ready(TokenLease),
 }
 
-/// What the caller does after the server rejected an access token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RejectDecision {
-    /// The rejected token was the current one and is now marked invalid: poll again (which asks for a
-    /// refresh or a login), then retry the request once.
-    RenewAndRetry,
-    /// A newer token already replaced the rejected one: poll again and retry once with the current
-    /// token, without renewing.
-    RetryWithCurrent,
-}
-
 /// A summary of the session for diagnostics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -170,11 +159,6 @@ impl TokenSession {
     /// Creates a session without tokens; the first poll asks for a login.
     pub fn new(config: SessionConfig) -> Self {
         Self { config, access: None, refresh: None, generation: 0 }
-    }
-
-    /// Returns the configuration of the session.
-    pub fn config(&self) -> SessionConfig {
-        self.config
     }
 
     /// Returns what the caller must do at `now` before sending an authenticated request.
@@ -232,22 +216,22 @@ impl TokenSession {
         self.refresh = None;
     }
 
-    /// Records that the server rejected the token of `generation` and says how the caller proceeds.
+    /// Records that the server rejected the token of `generation`; the caller then polls again and retries
+    /// its request once with what the poll hands out.
     ///
-    /// A generation older than the current one changes nothing; the current one (or one never handed
-    /// out) marks the current token invalid, so the next poll asks for a refresh or a login.
+    /// A generation older than the current one changes nothing: a newer token already replaced it, so the
+    /// retry uses that one without renewing. The current generation (or one never handed out) marks the
+    /// current token invalid, so the next poll asks for a refresh or a login.
     ///
-    /// The caller retries its request at most once after this, whatever the decision: a call whose
-    /// retry is rejected again must fail, which bounds the work of a session whose fresh tokens are
-    /// refused too.
-    pub fn handle_rejected(&mut self, generation: u64) -> RejectDecision {
+    /// The caller retries at most once after this: a call whose retry is rejected again must fail, which
+    /// bounds the work of a session whose fresh tokens are refused too.
+    pub fn handle_rejected(&mut self, generation: u64) {
         if generation < self.generation {
-            return RejectDecision::RetryWithCurrent;
+            return;
         }
         if let Some(access) = &mut self.access {
             access.rejected = true;
         }
-        RejectDecision::RenewAndRetry
     }
 
     /// Records that the application asked for a new access token now, whatever the current one's deadlines.
@@ -271,16 +255,6 @@ impl TokenSession {
     /// Returns the generation of the current token (0 before the first login).
     pub fn generation(&self) -> u64 {
         self.generation
-    }
-
-    /// Returns when the current access token expires, if there is one and its expiry is representable.
-    pub fn access_expires_at(&self) -> Option<Instant> {
-        self.access.as_ref().and_then(|a| a.expires_at)
-    }
-
-    /// Returns whether a refresh token usable at `now` is held.
-    pub fn has_refresh_token(&self, now: Instant) -> bool {
-        self.refresh.as_ref().is_some_and(|r| !reached(now, r.expires_at))
     }
 
     /// Summarises the access token at `now` for diagnostics.
@@ -374,7 +348,13 @@ mod tests {
         assert_eq!(custom.refresh_margin, MIN);
         assert_eq!(custom.refresh_token_lifetime, HOUR);
         assert_eq!(custom.min_token_lifetime, secs(1));
-        assert_eq!(TokenSession::new(custom).config(), custom);
+        // The session runs on the configuration it was given: a 1-minute margin, refresh tokens for an hour.
+        let t0 = Instant::now();
+        let mut session = TokenSession::new(custom);
+        session.handle_login(t0, access(1), Some(refresh(1)), HOUR);
+        ready(&session, t0 + HOUR - MIN - Duration::from_nanos(1));
+        wants_refresh(&session, t0 + HOUR - MIN);
+        assert_eq!(session.poll(t0 + HOUR), SessionAction::Login);
     }
 
     #[test]
@@ -384,8 +364,6 @@ mod tests {
         assert_eq!(session.poll(t0), SessionAction::Login);
         assert_eq!(session.state(t0), SessionState::NoToken);
         assert_eq!(session.generation(), 0);
-        assert_eq!(session.access_expires_at(), None);
-        assert!(!session.has_refresh_token(t0));
     }
 
     #[test]
@@ -396,7 +374,6 @@ mod tests {
         assert_eq!(lease.token.expose_secret(), format!("{SECRET_ACCESS}-1"));
         assert_eq!(lease.generation, 1);
         assert_eq!(session.state(t0), SessionState::Valid);
-        assert_eq!(session.access_expires_at(), Some(t0 + HOUR));
         // One nanosecond before the margin starts the token is still ready.
         let margin_start = t0 + HOUR - 5 * MIN;
         ready(&session, margin_start - Duration::from_nanos(1));
@@ -405,7 +382,9 @@ mod tests {
         let token = wants_refresh(&session, margin_start);
         assert_eq!(token.expose_secret(), format!("{SECRET_REFRESH}-1"));
         assert_eq!(session.state(margin_start), SessionState::RefreshDue);
-        // An expired access token with a live refresh token is refreshed too.
+        // The token expires after exactly its lifetime; an expired access token with a live refresh token is
+        // refreshed too.
+        assert_eq!(session.state(t0 + HOUR - Duration::from_nanos(1)), SessionState::RefreshDue);
         wants_refresh(&session, t0 + HOUR);
         assert_eq!(session.state(t0 + HOUR), SessionState::Expired);
         wants_refresh(&session, t0 + 10 * HOUR);
@@ -422,7 +401,9 @@ mod tests {
         assert_eq!(lease.generation, 2);
         assert_eq!(lease.token.expose_secret(), format!("{SECRET_ACCESS}-2"));
         assert_eq!(session.state(t1), SessionState::Valid);
-        assert_eq!(session.access_expires_at(), Some(t1 + HOUR));
+        // The new token's lifetime runs from the refresh.
+        assert_eq!(session.state(t1 + HOUR - Duration::from_nanos(1)), SessionState::RefreshDue);
+        assert_eq!(session.state(t1 + HOUR), SessionState::Expired);
         // The next refresh uses the rotated refresh token.
         let token = wants_refresh(&session, t1 + 55 * MIN);
         assert_eq!(token.expose_secret(), format!("{SECRET_REFRESH}-2"));
@@ -448,8 +429,7 @@ mod tests {
         let t0 = Instant::now();
         let session = logged_in(t0);
         let late = t0 + 24 * HOUR;
-        assert!(!session.has_refresh_token(late));
-        assert!(session.has_refresh_token(late - Duration::from_nanos(1)));
+        wants_refresh(&session, late - Duration::from_nanos(1));
         assert_eq!(session.poll(late), SessionAction::Login);
         assert_eq!(session.state(late), SessionState::Expired);
     }
@@ -471,7 +451,6 @@ mod tests {
         session.handle_login(t1, access(2), None, HOUR);
         assert_eq!(ready(&session, t1).generation, 2);
         // The refresh token of the first login died with it.
-        assert!(!session.has_refresh_token(t1));
         assert_eq!(session.poll(t1 + 55 * MIN), SessionAction::Login);
     }
 
@@ -504,20 +483,21 @@ mod tests {
         let mut session = logged_in(t0);
         let t1 = t0 + 10 * MIN;
         let lease = ready(&session, t1);
-        assert_eq!(session.handle_rejected(lease.generation), RejectDecision::RenewAndRetry);
+        session.handle_rejected(lease.generation);
         assert_eq!(session.state(t1), SessionState::Rejected);
         wants_refresh(&session, t1);
         // Other calls rejected with the same token while the refresh is in flight renew the same way,
         // and the session still asks for exactly the one refresh.
         for _ in 0..19 {
-            assert_eq!(session.handle_rejected(lease.generation), RejectDecision::RenewAndRetry);
+            session.handle_rejected(lease.generation);
             wants_refresh(&session, t1);
+            assert_eq!(session.generation(), 1);
         }
         session.handle_refresh(t1, access(2), Some(refresh(2)), HOUR);
         let renewed = ready(&session, t1);
         assert_eq!(renewed.generation, 2);
-        // Late rejections of the old token no longer renew anything.
-        assert_eq!(session.handle_rejected(lease.generation), RejectDecision::RetryWithCurrent);
+        // Late rejections of the old token no longer renew anything: the retry gets the current token.
+        session.handle_rejected(lease.generation);
         assert_eq!(ready(&session, t1), renewed);
         assert_eq!(session.state(t1), SessionState::Valid);
     }
@@ -527,7 +507,8 @@ mod tests {
         let t0 = Instant::now();
         let mut session = TokenSession::new(SessionConfig::default());
         session.handle_login(t0, access(1), None, HOUR);
-        assert_eq!(session.handle_rejected(1), RejectDecision::RenewAndRetry);
+        session.handle_rejected(1);
+        assert_eq!(session.state(t0), SessionState::Rejected);
         assert_eq!(session.poll(t0), SessionAction::Login);
     }
 
@@ -537,7 +518,8 @@ mod tests {
         let mut session = logged_in(t0);
         session.handle_refresh(t0 + 23 * HOUR, access(2), None, HOUR);
         let t1 = t0 + 24 * HOUR + MIN;
-        assert_eq!(session.handle_rejected(2), RejectDecision::RenewAndRetry);
+        session.handle_rejected(2);
+        assert_eq!(session.state(t1), SessionState::Rejected);
         assert_eq!(session.poll(t1), SessionAction::Login);
     }
 
@@ -545,7 +527,8 @@ mod tests {
     fn rejection_without_any_token_asks_for_login() {
         let t0 = Instant::now();
         let mut session = TokenSession::new(SessionConfig::default());
-        assert_eq!(session.handle_rejected(0), RejectDecision::RenewAndRetry);
+        session.handle_rejected(0);
+        assert_eq!(session.state(t0), SessionState::NoToken);
         assert_eq!(session.poll(t0), SessionAction::Login);
     }
 
@@ -556,15 +539,17 @@ mod tests {
         let t0 = Instant::now();
         let mut session = logged_in(t0);
         let first = ready(&session, t0);
-        assert_eq!(session.handle_rejected(first.generation), RejectDecision::RenewAndRetry);
+        session.handle_rejected(first.generation);
         wants_refresh(&session, t0);
         session.handle_refresh(t0, access(2), Some(refresh(2)), HOUR);
         let second = ready(&session, t0);
         // The retry is rejected as well: the session marks the new token, the caller surfaces an error.
-        assert_eq!(session.handle_rejected(second.generation), RejectDecision::RenewAndRetry);
+        session.handle_rejected(second.generation);
         assert_eq!(session.state(t0), SessionState::Rejected);
         // Asking about the same generation again changes nothing more.
-        assert_eq!(session.handle_rejected(second.generation), RejectDecision::RenewAndRetry);
+        session.handle_rejected(second.generation);
+        assert_eq!(session.state(t0), SessionState::Rejected);
+        wants_refresh(&session, t0);
         assert_eq!(session.generation(), 2);
     }
 
@@ -576,11 +561,13 @@ mod tests {
         session.handle_logout();
         assert_eq!(session.poll(t0), SessionAction::Login);
         assert_eq!(session.state(t0), SessionState::NoToken);
-        assert!(!session.has_refresh_token(t0));
         assert_eq!(session.generation(), 1);
         session.handle_login(t0, access(2), Some(refresh(2)), HOUR);
         assert_eq!(ready(&session, t0).generation, 2);
-        assert_eq!(session.handle_rejected(old.generation), RejectDecision::RetryWithCurrent);
+        // A lease from before the logout is old: its rejection leaves the new token in service.
+        session.handle_rejected(old.generation);
+        assert_eq!(session.state(t0), SessionState::Valid);
+        assert_eq!(ready(&session, t0).generation, 2);
     }
 
     #[test]
@@ -594,7 +581,8 @@ mod tests {
         ready(&session, t0 + secs(29));
         assert_eq!(session.state(t0 + secs(29)), SessionState::Valid);
         wants_refresh(&session, t0 + secs(30));
-        assert_eq!(session.access_expires_at(), Some(t0 + MIN));
+        assert_eq!(session.state(t0 + MIN - Duration::from_nanos(1)), SessionState::RefreshDue);
+        assert_eq!(session.state(t0 + MIN), SessionState::Expired);
 
         // Without the floor a zero lifetime would be due the moment it arrives, which is what the
         // floor exists to prevent.
@@ -629,11 +617,12 @@ mod tests {
         let config = SessionConfig::default().with_refresh_token_lifetime(Duration::MAX);
         let mut session = TokenSession::new(config);
         session.handle_login(t0, access(1), Some(refresh(1)), Duration::MAX);
-        assert_eq!(session.access_expires_at(), None);
         let far = t0 + 100_000 * HOUR;
         ready(&session, far);
         assert_eq!(session.state(far), SessionState::Valid);
-        assert!(session.has_refresh_token(far));
+        // The refresh token is still usable that far out too.
+        session.handle_renewal_requested();
+        wants_refresh(&session, far);
     }
 
     #[test]
@@ -689,8 +678,9 @@ mod tests {
         assert_eq!(session.generation(), 2);
         assert!(matches!(session.poll(start), SessionAction::Ready(lease) if lease.generation == 2));
         // A rejection of a lease from before the renewal does not renew again.
-        assert_eq!(session.handle_rejected(1), RejectDecision::RetryWithCurrent);
-        assert!(matches!(session.poll(start), SessionAction::Ready(_)));
+        session.handle_rejected(1);
+        assert!(matches!(session.poll(start), SessionAction::Ready(lease) if lease.generation == 2));
+        assert_eq!(session.state(start), SessionState::Valid);
 
         // Without a refresh token: a login.
         let mut session = TokenSession::new(SessionConfig::default());

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use iot_model::{AccessToken, AuthToken, RefreshToken};
 
-use super::rng::SplitMix64;
+use super::rng::Rng;
 use super::{AppConfig, Ms};
 
 /// A token and the moment it stops being accepted.
@@ -34,7 +34,7 @@ impl AppState {
     }
 
     /// Issues a fresh access token and refresh token; the previous ones stop working, as on the platform.
-    pub(crate) fn issue(&mut self, ids: &mut SplitMix64, now: Ms, access_life: Ms, refresh_life: Ms) -> AuthToken {
+    pub(crate) fn issue(&mut self, ids: &mut Rng, now: Ms, access_life: Ms, refresh_life: Ms) -> AuthToken {
         let access = ids.hex(32);
         let refresh = ids.hex(32);
         self.access = Some(Issued { value: access.clone(), expires: now.saturating_add(access_life) });
@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn a_new_issue_replaces_the_old_tokens() {
         let mut a = app();
-        let mut ids = SplitMix64::new(1);
+        let mut ids = Rng::new(1);
         let first = a.issue(&mut ids, 0, 3_600_000, 86_400_000);
         assert_eq!(first.expires_in, 3600);
         let t1 = first.access_token.expose_secret().to_owned();

@@ -11,7 +11,7 @@ use iot_model::{
 use iot_proto::pager::slice_page;
 use iot_proto::{ApiError, BATCH_PAGING, ErrorCode, Page, QueryBatchTask, QueryTaskDetails};
 
-use super::rng::SplitMix64;
+use super::rng::Rng;
 use super::{Ms, Simulator, codes, timestamp};
 
 /// Label of the streams batch subtask futures are drawn from.
@@ -203,7 +203,7 @@ impl Simulator {
         };
         let mut subs = Vec::with_capacity(devices.len());
         for (i, device_id) in devices.into_iter().enumerate() {
-            let mut rng = SplitMix64::derive(self.seed, &[BATCH_STREAM, seq, i as u64]);
+            let mut rng = Rng::derive(self.seed, &[BATCH_STREAM, seq, i as u64]);
             let command_id =
                 CommandId::new(self.fresh_id()).map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
             let send = now + FIRST_SEND + SEND_INTERVAL * i as i64;

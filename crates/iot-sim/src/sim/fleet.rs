@@ -48,7 +48,7 @@ use iot_model::{CategoryInfo, DeviceId, FileId, FileType, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::SimError;
-use super::rng::SplitMix64;
+use super::rng::Rng;
 
 /// One simulated device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +128,7 @@ impl FleetSpec {
     /// on older firmware and software versions, and a firmware and a software package for every newer version.
     /// The same seed always gives the same fleet.
     pub fn generate(seed: u64, size: usize) -> Self {
-        let mut rng = SplitMix64::derive(seed, &[FLEET_STREAM]);
+        let mut rng = Rng::derive(seed, &[FLEET_STREAM]);
         let mut devices = Vec::with_capacity(size);
         let mut seen = BTreeSet::new();
         while devices.len() < size {

@@ -2,7 +2,7 @@
 //!
 //! [`Simulator::handle`] takes the simulated time and one `http::Request` and returns the `http::Response` the
 //! platform would send. Nothing here opens a socket, reads a clock, sleeps, spawns or asks the OS for randomness:
-//! time arrives as `now`, randomness comes from a [`rng::SplitMix64`] seeded by [`SimConfig::seed`]. The same
+//! time arrives as `now`, randomness comes from a [`rng::Rng`] seeded by [`SimConfig::seed`]. The same
 //! configuration and the same requests at the same times give byte-identical answers.
 //!
 //! ```
@@ -146,7 +146,7 @@ use iot_proto::{
 pub use fleet::{Device, FleetSource, FleetSpec};
 
 use auth::AppState;
-use rng::SplitMix64;
+use rng::Rng;
 
 /// The appId of the app a default configuration has.
 pub const DEFAULT_APP_ID: &str = "sim-app";
@@ -364,7 +364,7 @@ pub struct Simulator {
     /// Version changes not yet applied, in the order they are due.
     pending_versions: Vec<VersionEvent>,
     /// The stream ids and tokens are drawn from.
-    ids: SplitMix64,
+    ids: Rng,
     issued_ids: BTreeSet<String>,
     next_seq: u64,
     clock: Ms,
@@ -442,7 +442,7 @@ impl Simulator {
             upgrades: Vec::new(),
             batches: Vec::new(),
             pending_versions: Vec::new(),
-            ids: SplitMix64::derive(config.seed, &[0x1D5]),
+            ids: Rng::derive(config.seed, &[0x1D5]),
             issued_ids: BTreeSet::new(),
             next_seq: 0,
             clock: 0,

@@ -11,7 +11,7 @@ use iot_model::{
 use iot_proto::pager::slice_page;
 use iot_proto::{ApiError, ErrorCode, Page, QuerySubOperations, QueryUpgradeTaskList, UPGRADE_PAGING, rules};
 
-use super::rng::SplitMix64;
+use super::rng::Rng;
 use super::{Ms, Simulator, VersionEvent, timestamp};
 
 /// Label of the streams upgrade timelines are drawn from.
@@ -142,7 +142,7 @@ impl SubTask {
 
 /// Draws one device's attempts: outcomes, causes and durations from `rng`, cut short by a custom window's end.
 fn plan(
-    rng: &mut SplitMix64,
+    rng: &mut Rng,
     first_start: Ms,
     max_attempts: u32,
     failure_rate: f64,
@@ -351,7 +351,7 @@ impl Simulator {
         };
         let mut subs = Vec::with_capacity(devices.len());
         for (i, device) in devices.into_iter().enumerate() {
-            let mut rng = SplitMix64::derive(self.seed, &[UPGRADE_STREAM, seq, i as u64]);
+            let mut rng = Rng::derive(self.seed, &[UPGRADE_STREAM, seq, i as u64]);
             let first_start = match execute {
                 ExecuteType::DeviceOnline => now + rng.millis(0, ONLINE_MAX),
                 _ => start + rng.millis(0, DISPATCH_MAX),
@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn a_successful_attempt_walks_wait_processing_success() {
-        let mut rng = SplitMix64::new(5);
+        let mut rng = Rng::new(5);
         let (attempts, end, failure) = plan(&mut rng, 1_000, 1, 0.0, None);
         assert!(failure.is_none());
         let s = sub(attempts.clone(), end, failure);
@@ -521,7 +521,7 @@ mod tests {
 
     #[test]
     fn retries_repeat_failures_until_the_budget_is_spent() {
-        let mut rng = SplitMix64::new(5);
+        let mut rng = Rng::new(5);
         let (attempts, end, failure) = plan(&mut rng, 0, 4, 1.0, None);
         assert_eq!(attempts.len(), 4);
         assert!(failure.is_some());
@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn a_custom_window_cuts_work_short_with_a_timeout() {
-        let mut rng = SplitMix64::new(5);
+        let mut rng = Rng::new(5);
         // Nothing finishes within 10 seconds: the window's end turns the attempt into a timeout.
         let (attempts, end, failure) = plan(&mut rng, 0, 1, 0.0, Some(10_000));
         assert_eq!(end, 10_000);
