@@ -307,10 +307,9 @@ impl Client {
                 }
                 Step::Wait(until) => clock.sleep_until(until).await,
                 Step::WaitForRenewal(until) => {
-                    tokio::select! {
-                        () = &mut renewed => {}
-                        () = clock.sleep_until(until) => {}
-                    }
+                    // Bounded in the runtime's time, like the exchange it waits for: the other call's renewal
+                    // runs on the network, whatever clock the machine reads.
+                    let _ = tokio::time::timeout(until.saturating_duration_since(clock.now()), renewed).await;
                 }
                 Step::Done(result) => {
                     guard.machine = None;
@@ -372,7 +371,13 @@ where
     fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<bytes::Bytes>) {
         Call::handle_response(self, core, now, response);
     }
-    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: TransportError) {
+    fn handle_failure(
+        &mut self,
+        core: &mut ClientCore,
+        now: Instant,
+        failure: TransportFailure,
+        error: TransportError,
+    ) {
         Call::handle_failure(self, core, now, failure, error);
     }
     fn poll_event(&mut self) -> Option<Event> {
@@ -394,7 +399,13 @@ impl Machine for Renewal<TransportError> {
     fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<bytes::Bytes>) {
         Renewal::handle_response(self, core, now, response);
     }
-    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: TransportError) {
+    fn handle_failure(
+        &mut self,
+        core: &mut ClientCore,
+        now: Instant,
+        failure: TransportFailure,
+        error: TransportError,
+    ) {
         Renewal::handle_failure(self, core, now, failure, error);
     }
     fn poll_event(&mut self) -> Option<Event> {

@@ -11,13 +11,13 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use iot_proto::retry::TransportFailure;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use iot_proto::retry::TransportFailure;
 use tokio::time::Instant;
 
 use crate::tls::{TlsError, TlsOptions};
@@ -199,7 +199,7 @@ impl TransportError {
             TransportError::BodyTooLarge { .. } => TransportFailure::BodyTooLarge,
             TransportError::Io { request_may_have_been_sent: false, .. } => TransportFailure::ResetBeforeSend,
             TransportError::Io { .. } => TransportFailure::ResetAfterSend,
-            TransportError::Protocol { .. } => TransportFailure::Other,
+            TransportError::Protocol { .. } => TransportFailure::Malformed,
         }
     }
 

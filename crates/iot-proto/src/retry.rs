@@ -75,6 +75,9 @@ pub enum TransportFailure {
     TlsRefused,
     /// The transport cannot send the request as given (no host in the URI, say); nothing was sent.
     Unsendable,
+    /// The answer was not valid HTTP (malformed framing): the request went out, and the same server would
+    /// likely answer the same way, so it is not retried as a network blip.
+    Malformed,
     /// Any other transport failure; treated as possibly sent.
     Other,
 }
@@ -86,7 +89,7 @@ impl TransportFailure {
             Self::ConnectFailed | Self::TlsHandshake | Self::ResetBeforeSend | Self::TlsRefused | Self::Unsendable => {
                 false
             }
-            Self::Timeout | Self::ResetAfterSend | Self::BodyTooLarge | Self::Other => true,
+            Self::Timeout | Self::ResetAfterSend | Self::BodyTooLarge | Self::Malformed | Self::Other => true,
         }
     }
 
@@ -157,9 +160,10 @@ pub fn classify(signal: &Signal<'_>) -> FailureClass {
                 FailureClass::ServerTransient
             }
             // The same request would bring back the same oversized body, or meet the same refusal.
-            TransportFailure::BodyTooLarge | TransportFailure::TlsRefused | TransportFailure::Unsendable => {
-                FailureClass::Permanent
-            }
+            TransportFailure::BodyTooLarge
+            | TransportFailure::TlsRefused
+            | TransportFailure::Unsendable
+            | TransportFailure::Malformed => FailureClass::Permanent,
         },
         Signal::Decode => FailureClass::Permanent,
         Signal::Response { status, error_code, retry_after } => match classify_answer(status, error_code) {

@@ -547,7 +547,7 @@ async fn a_throttled_call_succeeds_after_waiting_out_the_window() {
         // Waits pass in simulated time, so the 61 s the policy asks for take no real time at all.
         let sleeper = SimTimeSleeper::new(sim.clone());
         let policy = RetryPolicy::new().with_throttling(Duration::from_secs(61), Duration::from_secs(120));
-        let client = Client::new(config(&sim).with_retry(policy).with_sleeper(Arc::new(sleeper.clone()))).unwrap();
+        let client = Client::new(config(&sim).with_retry(policy).with_clock(Arc::new(sleeper.clone()))).unwrap();
         client.login().await.unwrap();
         for _ in 0..4 {
             client.query_upgrade_task_list(&QueryUpgradeTaskList::new()).await.unwrap();

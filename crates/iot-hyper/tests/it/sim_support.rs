@@ -4,10 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use iot_hyper::{Client, ClientConfig, Sleeper, TransportConfig};
+use iot_hyper::{Client, ClientConfig, Clock, TransportConfig};
 use iot_model::{AppId, AppSecret, BatchTaskRequest, CategoryInfo, Command, DeviceCmdParam, DeviceId, FileType};
 use iot_proto::{BaseUrl, CreateBatchTask};
 use iot_sim::embedded::{EmbeddedOptions, EmbeddedSim};
@@ -115,30 +115,38 @@ pub fn query_param(req: &http::Request<Bytes>, name: &str) -> Option<String> {
     })
 }
 
-/// A sleeper that does not sleep: it moves the simulator's clock forward by the requested delay and records it,
-/// so that a client backing off from the rate limit sees the window slide at once, deterministically.
+/// A clock that does not sleep: a wait moves the simulator's clock (and this clock) forward by the wait and
+/// records it, so that a client backing off from the rate limit sees the window slide at once, deterministically.
 #[derive(Clone)]
 pub struct SimTimeSleeper {
     sim: Arc<EmbeddedSim>,
-    delays: Arc<Mutex<Vec<Duration>>>,
+    start: Instant,
+    state: Arc<Mutex<(Duration, Vec<Duration>)>>,
 }
 
 impl SimTimeSleeper {
-    /// A sleeper driving `sim`'s clock.
+    /// A clock driving `sim`'s clock.
     pub fn new(sim: Arc<EmbeddedSim>) -> Self {
-        Self { sim, delays: Arc::new(Mutex::new(Vec::new())) }
+        Self { sim, start: Instant::now(), state: Arc::default() }
     }
 
-    /// The delays asked for so far.
+    /// The waits asked for so far.
     pub fn delays(&self) -> Vec<Duration> {
-        self.delays.lock().unwrap().clone()
+        self.state.lock().unwrap().1.clone()
     }
 }
 
-impl Sleeper for SimTimeSleeper {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        self.delays.lock().unwrap().push(duration);
-        advance(&self.sim, duration);
+impl Clock for SimTimeSleeper {
+    fn now(&self) -> Instant {
+        self.start + self.state.lock().unwrap().0
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let mut state = self.state.lock().unwrap();
+        let wait = deadline.saturating_duration_since(self.start + state.0);
+        state.0 += wait;
+        state.1.push(wait);
+        advance(&self.sim, wait);
         Box::pin(std::future::ready(()))
     }
 }

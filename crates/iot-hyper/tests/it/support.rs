@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri};
@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use iot_hyper::{Client, ClientConfig, Sleeper, TransportConfig};
+use iot_hyper::{Client, ClientConfig, Clock, TransportConfig};
 use iot_model::{AccessToken, AppId, AppSecret, AuthToken, OperationId, OperationInfo, RefreshToken};
 use iot_proto::{ApiError, BaseUrl, Endpoint, ErrorCode, Login, Logout, RefreshAccessToken};
 use iot_sim::server::{self, Handler, RunningServer, ServerConfig};
@@ -326,22 +326,36 @@ impl SilentListener {
     }
 }
 
-/// A sleeper that records the delays it is asked for and returns at once.
-#[derive(Clone, Default)]
+/// A virtual clock that records the waits it is asked for and returns at once, moving its time forward.
+#[derive(Clone)]
 pub struct RecordingSleeper {
-    delays: Arc<Mutex<Vec<Duration>>>,
+    start: Instant,
+    state: Arc<Mutex<(Duration, Vec<Duration>)>>,
 }
 
-impl RecordingSleeper {
-    /// The delays asked for so far, in order.
-    pub fn delays(&self) -> Vec<Duration> {
-        self.delays.lock().unwrap().clone()
+impl Default for RecordingSleeper {
+    fn default() -> Self {
+        Self { start: Instant::now(), state: Arc::default() }
     }
 }
 
-impl Sleeper for RecordingSleeper {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        self.delays.lock().unwrap().push(duration);
+impl RecordingSleeper {
+    /// The waits asked for so far, in order.
+    pub fn delays(&self) -> Vec<Duration> {
+        self.state.lock().unwrap().1.clone()
+    }
+}
+
+impl Clock for RecordingSleeper {
+    fn now(&self) -> Instant {
+        self.start + self.state.lock().unwrap().0
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let mut state = self.state.lock().unwrap();
+        let wait = deadline.saturating_duration_since(self.start + state.0);
+        state.0 += wait;
+        state.1.push(wait);
         Box::pin(std::future::ready(()))
     }
 }
@@ -354,7 +368,7 @@ pub fn config(base_url: &str, sleeper: &RecordingSleeper) -> ClientConfig {
     ClientConfig::new(BaseUrl::parse(base_url).unwrap(), AppId::new(APP_ID).unwrap(), AppSecret::new(SECRET))
         .with_transport(transport)
         .with_call_timeout(Duration::from_secs(15))
-        .with_sleeper(Arc::new(sleeper.clone()))
+        .with_clock(Arc::new(sleeper.clone()))
 }
 
 /// A client for `platform` with [`config`]'s settings, and its sleeper.
