@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use iot_hyper::{Client, Error, Identity, Roots, TlsOptions, TransportConfig, TransportError};
+use iot_hyper::{Client, Clock, Error, Identity, Roots, TlsOptions, TransportConfig, TransportError};
 use iot_model::{
     AccessToken, AppId, BatchTaskStatus, BatchTaskType, CreateUpgradeTask, DeviceCmdParam, DeviceCmdType, DeviceId,
     FileType, OperateDevices, OperateType, SubOperationInfo,
@@ -213,19 +213,23 @@ async fn every_endpoint_works_against_the_simulator() {
 #[tokio::test]
 async fn a_refresh_falls_due_before_the_token_expires() {
     bounded(async {
-        // Tokens live 4 s (simulated time runs at real speed); the session refreshes half-way through a
-        // lifetime that short, so the renewal happens before the platform would refuse anything.
-        let sim = start(
-            SimConfig::default().with_token_lifetime(Duration::from_secs(4)),
-            EmbeddedOptions::default().with_recording(),
-        )
-        .await;
+        // Tokens live 4 s; the session refreshes half-way through a lifetime that short, so the renewal happens
+        // before the platform would refuse anything. The client's clock is virtual and drives the simulator's
+        // clock, so 2.4 s pass for both without waiting.
+        let sim = Arc::new(
+            start(
+                SimConfig::default().with_token_lifetime(Duration::from_secs(4)),
+                EmbeddedOptions::default().with_recording(),
+            )
+            .await,
+        );
+        let clock = SimTimeSleeper::new(sim.clone());
         let session =
             SessionConfig::new().with_refresh_margin(Duration::from_secs(3600)).with_min_token_lifetime(Duration::ZERO);
-        let client = Client::new(config(&sim).with_session(session)).unwrap();
+        let client = Client::new(config(&sim).with_session(session).with_clock(Arc::new(clock.clone()))).unwrap();
         client.query_upgrade_task_list(&QueryUpgradeTaskList::new()).await.unwrap();
         assert_eq!(client.session_state().await, SessionState::Valid);
-        tokio::time::sleep(Duration::from_millis(2400)).await;
+        clock.sleep_until(clock.now() + Duration::from_millis(2400)).await;
         assert_eq!(client.session_state().await, SessionState::RefreshDue);
         client.query_upgrade_task_list(&QueryUpgradeTaskList::new()).await.unwrap();
         assert_eq!(client.session_state().await, SessionState::Valid);
@@ -237,7 +241,8 @@ async fn a_refresh_falls_due_before_the_token_expires() {
         assert_ne!(bearer(&recorded[1]), bearer(&recorded[3]));
 
         drop(client);
-        sim.shutdown().await;
+        drop(clock);
+        Arc::into_inner(sim).expect("the only holder").shutdown().await;
     })
     .await;
 }
@@ -391,11 +396,11 @@ async fn a_token_expiring_mid_walk_is_refreshed_once_and_nothing_is_lost() {
 #[tokio::test]
 async fn a_token_expiring_in_scaled_time_mid_walk_is_refreshed_once() {
     bounded(async {
-        // Simulated time runs 60 times faster: the 60 s token lives one real second on the platform, while the
-        // client, which believes `expiresIn`, sees no reason to refresh early. The platform refuses it mid-walk.
+        // The platform's clock jumps past the 60 s token lifetime mid-walk, while the client, which believes
+        // `expiresIn` on its own clock, sees no reason to refresh early: the platform refuses the token.
         let sim = start(
             SimConfig::default().with_fleet_size(600).with_token_lifetime(Duration::from_secs(60)),
-            EmbeddedOptions::default().with_time_scale(60.0).with_recording(),
+            EmbeddedOptions::default().with_recording(),
         )
         .await;
         let client = client(&sim);
@@ -407,8 +412,8 @@ async fn a_token_expiring_in_scaled_time_mid_walk_is_refreshed_once() {
         while let Some(sub) = walk.try_next().await.unwrap() {
             seen.push(sub.device_id.unwrap());
             if seen.len() == 100 {
-                // 1.2 real seconds are 72 simulated ones: the token dies before the sixth page is asked for.
-                tokio::time::sleep(Duration::from_millis(1200)).await;
+                // 72 simulated seconds pass: the token dies before the sixth page is asked for.
+                advance(&sim, Duration::from_secs(72));
             }
         }
         assert_eq!(seen, targets, "every subtask exactly once, in order");
