@@ -46,6 +46,7 @@ use iot_model::{
     AccessToken, AppId, AppSecret, CreateUpgradeTask, DeviceId, ExecuteType, FileType, LoginForm, OperateDevices,
     OperatePolicy,
 };
+use iot_proto::ratelimit::RateLimit;
 use iot_proto::{BaseUrl, BearerAuth, CreateFirmwareUpgradeTask, Endpoint, Login, QueryUpgradeTaskList};
 use iot_sim::embedded::{SimClock, handler};
 use iot_sim::server::{self, Handler, RunningServer, ServerConfig};
@@ -573,11 +574,11 @@ fn start_servers() -> Servers {
 /// The three callers against one server; the SDK client is logged in.
 async fn callers(servers: &Servers, kind: ServerKind) -> Vec<Caller> {
     let base = BaseUrl::parse(servers.get(kind).base_url()).unwrap();
-    let sdk = Client::new(ClientConfig::new(
-        base.clone(),
-        AppId::new(DEFAULT_APP_ID).unwrap(),
-        AppSecret::new(DEFAULT_SECRET),
-    ))
+    // The servers have no rate limit, so the client's is off too: the bench compares per-call cost.
+    let sdk = Client::new(
+        ClientConfig::new(base.clone(), AppId::new(DEFAULT_APP_ID).unwrap(), AppSecret::new(DEFAULT_SECRET))
+            .with_rate_limit(RateLimit::disabled()),
+    )
     .unwrap();
     sdk.login().await.unwrap();
     // The bare client sends the request iot-proto builds, byte for byte, with a token of its own: on the live

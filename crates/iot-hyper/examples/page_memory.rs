@@ -34,6 +34,7 @@ use iot_model::{
     AppId, AppSecret, BatchTaskRequest, BatchTaskStatus, Command as DeviceCommand, DeviceCmdParam, DeviceCmdType,
     TaskDetailStatus,
 };
+use iot_proto::ratelimit::RateLimit;
 use iot_proto::{BaseUrl, CreateBatchTask, QueryBatchTask, QueryTaskDetails};
 use iot_sim::embedded::{EmbeddedOptions, EmbeddedSim};
 use iot_sim::sim::{DEFAULT_APP_ID, DEFAULT_SECRET, SimConfig};
@@ -172,7 +173,11 @@ impl Drop for SimProcess {
 async fn measure(base_url: &str, o: &Options) -> Result<(), BoxError> {
     let app = AppId::new(DEFAULT_APP_ID)?;
     let client =
-        Client::new(ClientConfig::new(BaseUrl::parse(base_url)?, app.clone(), AppSecret::new(DEFAULT_SECRET)))?;
+        // The simulator's rate limit is off, so the client's is too: this measures memory, not pacing.
+        Client::new(
+            ClientConfig::new(BaseUrl::parse(base_url)?, app.clone(), AppSecret::new(DEFAULT_SECRET))
+                .with_rate_limit(RateLimit::disabled()),
+        )?;
     client.login().await?;
 
     let param =
