@@ -1,5 +1,7 @@
 //! Every scenario of the suite against every driver: the same assertions for iot-blocking and iot-hyper.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 /// One test per scenario for a driver, each under the suite's time limit.
 macro_rules! suite {
     ($module:ident, $driver:ty) => {
