@@ -37,7 +37,14 @@ pub fn generate(root: &Path) -> Result<Vec<Output>, String> {
         Output { path: "crates/iot-model/src/generated.rs", contents: rustfmt(root, &gen_model::model(&spec))? },
         Output { path: "crates/iot-model/src/strategies.rs", contents: rustfmt(root, &gen_model::strategies(&spec))? },
         Output { path: "crates/iot-proto/src/generated.rs", contents: rustfmt(root, &gen_proto::proto(&spec))? },
-        Output { path: "crates/iot-hyper/src/generated.rs", contents: rustfmt(root, &gen_client::client(&spec))? },
+        Output {
+            path: "crates/iot-hyper/src/generated.rs",
+            contents: rustfmt(root, &gen_client::client(&spec, gen_client::Flavour::Async))?,
+        },
+        Output {
+            path: "crates/iot-blocking/src/generated.rs",
+            contents: rustfmt(root, &gen_client::client(&spec, gen_client::Flavour::Blocking))?,
+        },
         Output { path: "docs/api-reference.md", contents: gen_docs::docs(&spec) },
     ])
 }

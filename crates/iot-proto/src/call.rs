@@ -336,43 +336,67 @@ pub enum Event {
 
 /// Why a call failed. One taxonomy for every driver: `T` is the driver's own transport error, classified by
 /// the driver into a [`TransportFailure`] when it reports it.
-#[derive(Debug, thiserror::Error)]
+// Display and Error are written by hand: thiserror's derive bounds the impl on `Box<CallError<T>>: Error`
+// for the boxed source of `OutcomeUnknown`, a bound that needs the impl itself, so the derived impl never
+// applied and no driver could use `CallError` as an error.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum CallError<T> {
     /// The request breaks a rule of the contract; it was never sent.
-    #[error("request not sent: it breaks a rule of the contract")]
-    Invalid(#[source] ValidationError),
+    Invalid(ValidationError),
     /// The request did not get an HTTP answer.
-    #[error("transport failure ({failure:?})")]
     Transport {
         /// How the driver classified the failure.
         failure: TransportFailure,
         /// The driver's error.
-        #[source]
         error: T,
     },
     /// The platform (or something in front of it) answered with an error.
-    #[error("the platform refused the call")]
-    Api(#[source] ApiError),
+    Api(ApiError),
     /// The platform's answer could not be decoded.
-    #[error("the platform's answer could not be decoded")]
-    Decode(#[source] DecodeError),
+    Decode(DecodeError),
     /// The call's deadline passed.
-    #[error("the call's deadline of {0:?} passed")]
     Timeout(Duration),
     /// A call that is not idempotent failed after its request may have reached the platform, and the platform
     /// did not prove that it refused it: the task it creates may exist. Look it up before creating it again.
-    #[error("the outcome of {endpoint} is unknown: the platform may have acted on it, so the task may exist")]
     OutcomeUnknown {
         /// The endpoint's name in the spec, such as `CreateBatchTask`.
         endpoint: &'static str,
         /// How the last attempt failed.
-        #[source]
         source: Box<CallError<T>>,
     },
     /// The call was polled after it had finished.
-    #[error("the call had already finished")]
     Finished,
+}
+
+impl<T> fmt::Display for CallError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(_) => f.write_str("request not sent: it breaks a rule of the contract"),
+            Self::Transport { failure, .. } => write!(f, "transport failure ({failure:?})"),
+            Self::Api(_) => f.write_str("the platform refused the call"),
+            Self::Decode(_) => f.write_str("the platform's answer could not be decoded"),
+            Self::Timeout(limit) => write!(f, "the call's deadline of {limit:?} passed"),
+            Self::OutcomeUnknown { endpoint, .. } => write!(
+                f,
+                "the outcome of {endpoint} is unknown: the platform may have acted on it, so the task may exist"
+            ),
+            Self::Finished => f.write_str("the call had already finished"),
+        }
+    }
+}
+
+impl<T: std::error::Error + 'static> std::error::Error for CallError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Invalid(e) => Some(e),
+            Self::Transport { error, .. } => Some(error),
+            Self::Api(e) => Some(e),
+            Self::Decode(e) => Some(e),
+            Self::OutcomeUnknown { source, .. } => Some(&**source),
+            Self::Timeout(_) | Self::Finished => None,
+        }
+    }
 }
 
 impl<T> CallError<T> {
