@@ -637,7 +637,12 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
                     Ok(token) => {
                         core.install(now, token, purpose == Purpose::Refresh);
                         core.end_renewal(self.id);
-                        self.renew_retry = None;
+                        // A renewal that succeeded gives back what its retries took from the shared quota, as a
+                        // call's own request does; dropping the bookkeeping instead leaked the cost of every retried
+                        // login or refresh.
+                        if let Some(retry) = self.renew_retry.take().filter(|r| r.quota_spent() > 0) {
+                            retry.on_success((core.config.retry_quota > 0).then_some(&mut core.quota));
+                        }
                         self.force = None;
                         self.events.push_back(Event::Renewed { purpose, generation: core.session.generation() });
                         if let Goal::Token(_) = self.goal {
@@ -701,6 +706,14 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
     /// and the caller should look again.
     fn advance(&mut self, core: &mut ClientCore, now: Instant) -> Option<Step<Option<E::Response>, T>> {
         let needs_token = matches!(self.goal, Goal::Token(_)) || E::META.auth;
+        // A lease taken before a wait (the rate limit, a throttling pause, a backoff) may have been superseded by
+        // another call's renewal meanwhile, and the platform stops accepting a token once it issues the next: take
+        // the current one rather than spend a request and the call's one token retry on a 1010005. A logout keeps
+        // its lease, the token its body names.
+        let superseded = self.lease.as_ref().is_some_and(|l| l.generation < core.session.generation());
+        if superseded && !self.forget_tokens {
+            self.lease = None;
+        }
         if needs_token && self.lease.is_none() {
             return self.obtain_token(core, now);
         }
@@ -813,7 +826,10 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
                 self.events.push_back(Event::Retry { purpose: Purpose::Request, attempt, delay, reason: class });
                 self.state = State::Backoff(now + delay);
             }
-            RetryDecision::RenewTokenAndRetry if E::META.auth || self.lease.is_some() => {
+            // A logout whose token is rejected has nothing left to revoke. Renewing would log in (invalidating the
+            // tokens of the application's other processes) only to send the dead token in the body, leaving the
+            // new one live: the call ends with the rejection instead.
+            RetryDecision::RenewTokenAndRetry if (E::META.auth || self.lease.is_some()) && !self.forget_tokens => {
                 core.session.handle_rejected(generation);
                 self.events.push_back(Event::TokenRejected { generation });
                 self.lease = None;

@@ -5,6 +5,7 @@
 mod auth;
 mod batch;
 mod catalog;
+mod choreography;
 mod determinism;
 mod listening;
 mod shapes;
