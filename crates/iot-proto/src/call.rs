@@ -185,7 +185,8 @@ impl ClientCore {
     /// answer. `None` when the client holds no usable token: the tokens are forgotten at once and there is
     /// nothing to send.
     pub fn logout<T>(&mut self, now: Instant) -> Option<Call<'static, Logout, T>> {
-        let SessionAction::Ready(lease) = self.session.poll(now) else {
+        // A token inside its refresh margin still works and is still worth revoking.
+        let Some(lease) = self.session.live_token(now) else {
             self.session.handle_logout();
             return None;
         };

@@ -257,6 +257,13 @@ impl TokenSession {
         self.generation
     }
 
+    /// The access token while the platform should still accept it at `now` (not expired, not rejected), even
+    /// inside the refresh margin; for revoking it with a logout, which needs no fresh token.
+    pub fn live_token(&self, now: Instant) -> Option<TokenLease> {
+        let access = self.access.as_ref().filter(|a| !a.rejected && !reached(now, a.expires_at))?;
+        Some(TokenLease { token: access.token.clone(), generation: self.generation })
+    }
+
     /// Summarises the access token at `now` for diagnostics.
     pub fn state(&self, now: Instant) -> SessionState {
         match &self.access {
@@ -452,6 +459,20 @@ mod tests {
         assert_eq!(ready(&session, t1).generation, 2);
         // The refresh token of the first login died with it.
         assert_eq!(session.poll(t1 + 55 * MIN), SessionAction::Login);
+    }
+
+    #[test]
+    fn the_live_token_lasts_until_expiry_or_rejection() {
+        let t0 = Instant::now();
+        let mut session = logged_in(t0);
+        // Inside the refresh margin the token is no longer handed to calls, but it still works.
+        let due = t0 + 56 * MIN;
+        wants_refresh(&session, due);
+        assert_eq!(session.live_token(due).map(|l| l.generation), Some(1));
+        assert!(session.live_token(t0 + HOUR).is_none(), "expired");
+        session.handle_rejected(1);
+        assert!(session.live_token(t0).is_none(), "rejected");
+        assert!(TokenSession::new(SessionConfig::default()).live_token(t0).is_none(), "no token");
     }
 
     #[test]

@@ -1598,6 +1598,23 @@ fn a_logout_of_a_rejected_token_does_not_renew_it() {
     assert_eq!(core.session_state(p.clock.now()), SessionState::NoToken);
 }
 
+/// A token inside its refresh margin is no longer handed to calls, but the platform still accepts it: a logout
+/// then revokes it rather than forgetting it locally and leaving it live.
+#[test]
+fn a_logout_inside_the_refresh_margin_still_revokes_the_token() {
+    let mut p = Platform::new(quiet_config());
+    let mut core = p.core();
+    assert!(renewal(&mut core, &mut p, ClientCore::login).0.is_ok());
+    // The simulator's tokens live an hour; the client refreshes from 5 minutes before the end.
+    p.clock.advance_to(p.clock.at_ms(p.clock.ms() + 57 * 60_000));
+    assert_eq!(core.session_state(p.clock.now()), SessionState::RefreshDue);
+    let logout = core.logout::<Lost>(p.clock.now()).expect("a live token to revoke");
+    let (r, _) = drive(&mut core, &mut p, logout);
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(p.trace(), ["login -> 200", "POST logout -> 200"]);
+    assert_eq!(core.session_state(p.clock.now()), SessionState::NoToken);
+}
+
 /// A call that took its token and then waited (here behind a throttling pause) while another call renewed the
 /// token sends the current token, not the one the renewal superseded (which the platform no longer accepts).
 #[test]
