@@ -46,3 +46,8 @@ pub use endpoint::{Empty, Endpoint, EndpointMeta, NoBody, Page, Paged};
 pub use error::{ApiError, DecodeError, ErrorClass, ErrorInfo, FromHttpResponseError, IntoHttpError, ValidationError};
 pub use generated::*;
 pub use wire::BaseUrl;
+
+/// The driver guide's examples (docs/driver.md), compiled and run as doctests so the guide cannot rot.
+#[doc = include_str!("../../../docs/driver.md")]
+#[cfg(doctest)]
+pub struct DriverGuide;
