@@ -6,6 +6,7 @@ mod client;
 mod e2e;
 mod sim_support;
 mod support;
+mod tracing_events;
 mod transport;
 mod walks;
 mod wire;
