@@ -6,7 +6,7 @@
 //!
 //! # Classification
 //!
-//! [`classify`] looks at the platform `error_code` first and the HTTP status second, because the
+//! The client looks at the platform `error_code` first and the HTTP status second, because the
 //! platform answers 403 both for throttling and for permission errors:
 //!
 //! | signal | class | retried when |
@@ -24,27 +24,23 @@
 //! A 429 or a 503 with `Retry-After` asks the client to slow down, but without the platform's code it may
 //! come from a proxy or a gateway after the platform has already acted, so it proves nothing.
 //!
-//! # Driving a call
+//! # Where it runs
 //!
-//! [`RetryPolicy::decide`] is the pure decision for one failed attempt. [`RetryCall`] wraps it for one
-//! call: it counts the attempts, remembers whether the token was already renewed (so an expired-token
-//! answer leads to at most one renewal), and charges the shared [`RetryQuota`] before every retry.
+//! The call machine ([`crate::call`]) classifies every failed attempt, lets the call's retry bookkeeping decide
+//! (attempt budget, one token renewal per call, the shared [`RetryQuota`]), and waits the delay the policy
+//! chose. Applications only configure it:
 //!
 //! ```
 //! use std::time::Duration;
-//! use iot_proto::retry::{RetryCall, RetryDecision, RetryPolicy, RetryQuota, Signal, SplitMix64};
+//! use iot_proto::retry::{Jitter, RetryPolicy};
 //!
-//! let mut quota = RetryQuota::default();
-//! let mut rng = SplitMix64::new(7);
-//! let mut call = RetryCall::new(RetryPolicy::default(), true);
-//! let busy = Signal::Response { status: 503, error_code: None, retry_after: Some(Duration::from_secs(2)) };
-//! match call.on_failure(&busy, Some(&mut quota), &mut rng) {
-//!     RetryDecision::RetryAfter(delay) => assert!(delay >= Duration::from_secs(2)),
-//!     other => panic!("unexpected {other:?}"),
-//! }
-//! // The retry succeeded: the quota gets its tokens back.
-//! call.on_success(Some(&mut quota));
-//! assert_eq!(quota.available(), RetryQuota::DEFAULT_CAPACITY);
+//! let policy = RetryPolicy::new()
+//!     .with_max_attempts(5)
+//!     .with_backoff(Duration::from_millis(200), Duration::from_secs(10))
+//!     .with_jitter(Jitter::None);
+//! // Without jitter the waits are the exponential caps: 200 ms, 400 ms, 800 ms...
+//! assert_eq!(policy.backoff_cap(3), Duration::from_millis(800));
+//! assert_eq!(RetryPolicy::disabled().max_attempts, 1);
 //! ```
 
 use std::time::{Duration, SystemTime};
@@ -102,7 +98,7 @@ impl TransportFailure {
 /// What a failed attempt looked like, as far as retrying is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Signal<'a> {
+pub(crate) enum Signal<'a> {
     /// No HTTP response arrived.
     Transport(TransportFailure),
     /// An error response arrived.
@@ -120,7 +116,7 @@ pub enum Signal<'a> {
 
 impl Signal<'_> {
     /// Returns the server's `Retry-After` hint, if the signal carries one.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Response { retry_after, .. } => *retry_after,
             Self::Transport(_) | Self::Decode => None,
@@ -150,7 +146,7 @@ pub enum FailureClass {
 }
 
 /// Classifies a failed attempt, by platform `error_code` first and HTTP status second.
-pub fn classify(signal: &Signal<'_>) -> FailureClass {
+pub(crate) fn classify(signal: &Signal<'_>) -> FailureClass {
     match *signal {
         Signal::Transport(failure) => match failure {
             TransportFailure::ConnectFailed | TransportFailure::TlsHandshake | TransportFailure::ResetBeforeSend => {
@@ -229,7 +225,7 @@ pub enum Jitter {
 /// Why the policy stopped retrying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum GiveUpReason {
+pub(crate) enum GiveUpReason {
     /// The failure cannot be cured by retrying.
     Permanent,
     /// The request may have been processed and the operation is not idempotent.
@@ -244,7 +240,7 @@ pub enum GiveUpReason {
 
 /// What the caller does after a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RetryDecision {
+pub(crate) enum RetryDecision {
     /// Wait this long, then send the request again.
     RetryAfter(Duration),
     /// Renew the access token (see the token session), then send the request again at once.
@@ -332,7 +328,7 @@ impl RetryPolicy {
 
     /// Returns the backoff after failed attempt `attempt`: uniform in `[0, backoff_cap(attempt)]` with
     /// full jitter, exactly the cap without.
-    pub fn backoff(&self, attempt: u32, rng: &mut dyn RandomSource) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32, rng: &mut dyn RandomSource) -> Duration {
         self.jittered(Duration::ZERO, self.backoff_cap(attempt), rng)
     }
 
@@ -344,7 +340,7 @@ impl RetryPolicy {
 
     /// Returns the wait after throttling: uniform in `[throttle_floor, throttle_delay_cap(attempt)]`
     /// with full jitter, exactly the cap without.
-    pub fn throttle_delay(&self, attempt: u32, rng: &mut dyn RandomSource) -> Duration {
+    pub(crate) fn throttle_delay(&self, attempt: u32, rng: &mut dyn RandomSource) -> Duration {
         self.jittered(self.throttle_floor, self.throttle_delay_cap(attempt), rng)
     }
 
@@ -356,7 +352,7 @@ impl RetryPolicy {
     /// and turns a second expired-token answer into [`GiveUpReason::AuthRejectedAfterRenewal`]. The
     /// token renewal is not limited by `max_attempts`, only by `auth_retried`; every other retry is.
     /// The shared quota is applied by [`RetryCall`].
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         attempt: u32,
         class: FailureClass,
@@ -447,7 +443,7 @@ impl RetryQuota {
     }
 
     /// Returns what a retry of `class` costs; renewals and permanent failures cost nothing.
-    pub const fn cost(class: FailureClass) -> u32 {
+    pub(crate) const fn cost(class: FailureClass) -> u32 {
         match class {
             FailureClass::Transient | FailureClass::ServerTransient => Self::RETRY_COST,
             FailureClass::Throttled | FailureClass::Overloaded => Self::THROTTLE_COST,
@@ -456,7 +452,7 @@ impl RetryQuota {
     }
 
     /// Takes the cost of a retry of `class`, or returns `false` and takes nothing if too few are left.
-    pub fn try_acquire(&mut self, class: FailureClass) -> bool {
+    pub(crate) fn try_acquire(&mut self, class: FailureClass) -> bool {
         match self.available.checked_sub(Self::cost(class)) {
             Some(left) => {
                 self.available = left;
@@ -467,7 +463,7 @@ impl RetryQuota {
     }
 
     /// Records a successful call that had taken `spent` tokens for its retries.
-    pub fn record_success(&mut self, spent: u32) {
+    pub(crate) fn record_success(&mut self, spent: u32) {
         let refill = if spent == 0 { Self::SUCCESS_REFILL } else { spent };
         self.available = self.available.saturating_add(refill).min(self.capacity);
     }
@@ -478,7 +474,7 @@ impl RetryQuota {
 /// Feed it each failed attempt with [`on_failure`](Self::on_failure) and the final success with
 /// [`on_success`](Self::on_success). Passing `None` for the quota retries without one.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryCall {
+pub(crate) struct RetryCall {
     policy: RetryPolicy,
     idempotent: bool,
     failures: u32,
@@ -488,7 +484,7 @@ pub struct RetryCall {
 
 impl RetryCall {
     /// Starts the bookkeeping of a call to an operation that is, or is not, idempotent.
-    pub const fn new(policy: RetryPolicy, idempotent: bool) -> Self {
+    pub(crate) const fn new(policy: RetryPolicy, idempotent: bool) -> Self {
         Self { policy, idempotent, failures: 0, auth_renewed: false, quota_spent: 0 }
     }
 
@@ -496,7 +492,7 @@ impl RetryCall {
     ///
     /// A retry the policy allows is then charged to `quota`; if the quota cannot pay, the decision is
     /// [`GiveUpReason::QuotaExhausted`]. A token renewal is allowed once per call and never charged.
-    pub fn on_failure(
+    pub(crate) fn on_failure(
         &mut self,
         signal: &Signal<'_>,
         quota: Option<&mut RetryQuota>,
@@ -522,24 +518,19 @@ impl RetryCall {
     }
 
     /// Records that the call finally succeeded, refunding its retries to `quota`.
-    pub fn on_success(self, quota: Option<&mut RetryQuota>) {
+    pub(crate) fn on_success(self, quota: Option<&mut RetryQuota>) {
         if let Some(quota) = quota {
             quota.record_success(self.quota_spent);
         }
     }
 
     /// Returns the number of failed attempts recorded.
-    pub const fn failures(&self) -> u32 {
+    pub(crate) const fn failures(&self) -> u32 {
         self.failures
     }
 
-    /// Returns whether the call already renewed its token.
-    pub const fn auth_renewed(&self) -> bool {
-        self.auth_renewed
-    }
-
     /// Returns the quota tokens this call has taken so far.
-    pub const fn quota_spent(&self) -> u32 {
+    pub(crate) const fn quota_spent(&self) -> u32 {
         self.quota_spent
     }
 }
@@ -550,7 +541,7 @@ impl RetryCall {
 /// the past gives zero, a number too large for a `u64` saturates. The weekday of a date must be a valid
 /// name but is not checked against the date. Anything else, including the obsolete RFC 850 and asctime
 /// date forms, gives `None`.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // Only digits: the parse can fail only by overflow.
@@ -937,7 +928,6 @@ mod tests {
         let mut quota = RetryQuota::default();
         let mut rng = SplitMix64::new(3);
         assert_eq!(call.on_failure(&expired, Some(&mut quota), &mut rng), RetryDecision::RenewTokenAndRetry);
-        assert!(call.auth_renewed());
         assert_eq!(
             call.on_failure(&expired, Some(&mut quota), &mut rng),
             RetryDecision::GiveUp(GiveUpReason::AuthRejectedAfterRenewal)
