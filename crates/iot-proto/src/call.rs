@@ -535,6 +535,11 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
     fn new(core: &mut ClientCore, request: Cow<'r, E>, goal: Goal, now: Instant) -> Self {
         core.next_call = core.next_call.wrapping_add(1);
         let idempotent = E::META.idempotent;
+        // A request that breaks the contract ends here: no login, no slot of the quota, nothing sent.
+        let invalid = match goal {
+            Goal::Answer => request.validate().err().map(|e| Err(CallError::Invalid(e))),
+            Goal::Token(_) => None,
+        };
         Self {
             id: core.next_call,
             request,
@@ -553,7 +558,7 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
                 Goal::Answer => None,
             },
             events: VecDeque::new(),
-            result: None,
+            result: invalid,
         }
     }
 
@@ -718,9 +723,6 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
         if needs_token && self.lease.is_none() {
             return self.obtain_token(core, now);
         }
-        if let Some(until) = self.gated(core, now) {
-            return Some(Step::Wait(until));
-        }
         let auth = self.lease.as_ref().map(|l| BearerAuth { app_id: &core.config.app_id, token: &l.token });
         let request = match self.request.try_into_http_request(&core.config.base_url, auth) {
             Ok(request) => request,
@@ -729,6 +731,10 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
                 return None;
             }
         };
+        // Gated after building, so a request that cannot be built never spends a slot of the quota.
+        if let Some(until) = self.gated(core, now) {
+            return Some(Step::Wait(until));
+        }
         self.in_doubt = true;
         self.paced = false;
         let generation = self.lease.as_ref().map_or(0, |l| l.generation);
@@ -772,9 +778,6 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
         if core.renewing.is_none_or(|r| r.call != self.id) {
             core.renewing = Some(Renewing { call: self.id, since: now });
         }
-        if let Some(until) = self.gated(core, now) {
-            return Some(Step::Wait(until));
-        }
         let request = match action {
             SessionAction::Refresh(refresh_token) => {
                 let body =
@@ -791,6 +794,9 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
                 return None;
             }
         };
+        if let Some(until) = self.gated(core, now) {
+            return Some(Step::Wait(until));
+        }
         self.exchanges += 1;
         self.paced = false;
         let retry = self.renew_retry.get_or_insert(RetryCall::new(core.config.retry, true));
@@ -1091,4 +1097,43 @@ pub fn items_in_order<P: Page>(page: P) -> impl Iterator<Item = Result<P::Item, 
         // An index past the readable items (a page built by hand) still yields its rejected item.
         None => readable.next().map(Ok).or_else(|| rejected.next().map(Err)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use crate::QueryUpgradeTaskList;
+
+    fn core(limit: RateLimit) -> ClientCore {
+        let mut config = CoreConfig::new(
+            BaseUrl::parse("https://iot.example.com:8743").unwrap(),
+            AppId::new("app").unwrap(),
+            AppSecret::new("secret"),
+        );
+        config.rate_limit = limit;
+        ClientCore::new(config, 1)
+    }
+
+    #[test]
+    fn a_request_that_breaks_the_contract_ends_before_anything_is_sent_or_counted() {
+        let now = Instant::now();
+        // One call a minute: a slot spent on the invalid request would hold the next call for a minute.
+        let mut core = core(RateLimit::new(1, Duration::from_secs(60)));
+        let invalid = QueryUpgradeTaskList::new().with_page_size(0);
+        let mut call = core.call::<_, ()>(&invalid, now);
+        match call.poll(&mut core, now) {
+            Step::Done(Err(CallError::Invalid(e))) => assert_eq!(e.field, "pageSize"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(call.poll(&mut core, now), Step::Done(Err(CallError::Finished))));
+        let valid = QueryUpgradeTaskList::new();
+        let mut call = core.call::<_, ()>(&valid, now);
+        match call.poll(&mut core, now) {
+            Step::Send(t) => assert_eq!(t.purpose, Purpose::Login),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(core.session_state(now), SessionState::NoToken);
+    }
 }
