@@ -103,6 +103,8 @@ pub(crate) fn classify(e: &ureq::Error) -> TransportFailure {
         },
         E::Tls(_) => TransportFailure::TlsHandshake,
         E::BodyExceedsLimit(_) => TransportFailure::BodyTooLarge,
+        // The answer was not valid HTTP: the same server would likely answer the same way.
+        E::Protocol(_) => TransportFailure::Malformed,
         E::BadUri(_) | E::Http(_) | E::RequireHttpsOnly(_) | E::TlsRequired | E::Pem(_) | E::InvalidProxyUrl => {
             TransportFailure::Unsendable
         }
