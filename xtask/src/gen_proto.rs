@@ -13,7 +13,9 @@ pub fn proto(spec: &Spec) -> String {
     let mut o = String::new();
     o.push_str(crate::HEADER);
     o.push_str("\n#![allow(clippy::too_many_arguments)]\n\n");
-    o.push_str("use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, ResponseKind};\n");
+    o.push_str(
+        "use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};\n",
+    );
     o.push_str("use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n");
 
     for p in &spec.paging {
@@ -324,7 +326,7 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         o,
         "impl Endpoint for {name} {{\ntype Body = {body_ty};\ntype Response = {resp_ty};\n\
          const META: &'static EndpointMeta = &EndpointMeta {{\nid: EndpointId::{name},\nname: {name:?},\nfamily: {fam:?},\n\
-         method: http::Method::{method},\npath: {path:?},\nauth: {auth},\nidempotent: {idem},\nbody: BodyKind::{body_kind},\n\
+         method: http::Method::{method},\npath: {path:?},\nauth: {auth},\nidempotent: {idem},\nreconcile: {reconcile},\nbody: BodyKind::{body_kind},\n\
          response: ResponseKind::{resp_kind},\nsecret_response: {secret_response},\npaging: {paging},\nrejection: {rej:?},\nerrors: &[{errors}],\nparams: &[{params}],\n}};\n",
         name = ep.name,
         method = ep.method,
@@ -332,6 +334,10 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         path = ep.path,
         auth = ep.auth,
         idem = ep.idempotent,
+        reconcile = match ep.reconcile.as_deref() {
+            Some("upgrade-task") => "Some(Reconcile::UpgradeTask)",
+            _ => "None",
+        },
         resp_kind = if ep.response == "empty" { "Empty" } else { "Json" },
         paging = ep.paging.as_ref().map(|p| format!("Some({}_PAGING)", screaming(p))).unwrap_or_else(|| "None".into()),
         rej = ep.rejection,

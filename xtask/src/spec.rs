@@ -168,6 +168,9 @@ pub struct EndpointDef {
     pub path: String,
     pub auth: bool,
     pub idempotent: bool,
+    /// How the client finds what a create in doubt may have made (`upgrade-task`); absent when it cannot.
+    #[serde(default)]
+    pub reconcile: Option<String>,
     #[serde(default)]
     pub body: Option<BodyDef>,
     pub response: String,
@@ -436,6 +439,17 @@ impl Spec {
             }
             if matches!(ep.method.as_str(), "GET" | "DELETE") && ep.body.is_some() {
                 errs.push(format!("{owner}: a {} has no body", ep.method));
+            }
+            match ep.reconcile.as_deref() {
+                None => {}
+                // Reconciliation reads the body's `fileId` and `targets` and answers `operationId`.
+                Some("upgrade-task")
+                    if !ep.idempotent
+                        && ep.body.as_ref().is_some_and(|b| b.ty == "CreateUpgradeTask")
+                        && ep.response == "CreateUpgradeTaskResponse" => {}
+                Some(other) => errs.push(format!(
+                    "{owner}: reconcile `{other}` needs a create that is not idempotent with a CreateUpgradeTask body"
+                )),
             }
             if let Some(b) = &ep.body {
                 if !["json", "form"].contains(&b.kind.as_str()) {

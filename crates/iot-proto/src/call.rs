@@ -42,6 +42,7 @@ use crate::endpoint::{Endpoint, Page, Paged};
 use crate::error::{ApiError, DecodeError, FromHttpResponseError, IntoHttpError, ValidationError};
 use crate::pager::{PageRequest, PagerError, StopReason, Walk, WalkError};
 use crate::ratelimit::{Acquire, RateLimit, RateLimiter};
+use crate::reconcile::{Next, Search, Verdict};
 use crate::retry::{
     FailureClass, RetryCall, RetryDecision, RetryPolicy, RetryQuota, Signal, SplitMix64, TransportFailure, classify,
     parse_retry_after,
@@ -128,6 +129,9 @@ pub struct ClientCore {
     rng: SplitMix64,
     next_call: u64,
     wakeup: bool,
+    /// The last `Date` header the platform sent and when it arrived: the platform's clock, for reconciling
+    /// creates (kept raw; parsed only when a create is in doubt).
+    platform_date: Option<(Instant, http::HeaderValue)>,
 }
 
 impl fmt::Debug for ClientCore {
@@ -154,6 +158,7 @@ impl ClientCore {
             rng: SplitMix64::new(seed),
             next_call: 0,
             wakeup: false,
+            platform_date: None,
             config,
         }
     }
@@ -244,6 +249,24 @@ impl ClientCore {
         }
     }
 
+    /// The platform's clock at `at`, from the last `Date` header it sent.
+    fn platform_time(&self, at: Instant) -> Option<SystemTime> {
+        let (seen, date) = self.platform_date.as_ref()?;
+        let date = date.to_str().ok()?;
+        // A date read against the epoch is its distance from the epoch.
+        let then = SystemTime::UNIX_EPOCH.checked_add(parse_retry_after(date, SystemTime::UNIX_EPOCH)?)?;
+        match at.checked_duration_since(*seen) {
+            Some(later) => then.checked_add(later),
+            None => then.checked_sub(seen.duration_since(at)),
+        }
+    }
+
+    fn note_date(&mut self, now: Instant, headers: &http::HeaderMap) {
+        if let Some(date) = headers.get(http::header::DATE) {
+            self.platform_date = Some((now, date.clone()));
+        }
+    }
+
     fn install(&mut self, now: Instant, token: AuthToken, refresh: bool) {
         let lifetime = Duration::from_secs(token.expires_in);
         if refresh {
@@ -292,6 +315,8 @@ pub enum Purpose {
     Refresh,
     /// The call's own request.
     Request,
+    /// A lookup for what a create in doubt may have made, before it is sent again.
+    Lookup,
 }
 
 /// Something a driver may log; read them with [`Call::poll_event`]. None carries a secret.
@@ -327,6 +352,12 @@ pub enum Event {
     Throttled {
         /// When calls may go again.
         until: Instant,
+    },
+    /// A create whose outcome was in doubt was looked for: `found` when the platform had made it (the call
+    /// returns it), else it was provably absent and is sent again.
+    Reconciled {
+        /// Whether the lost attempt had made it.
+        found: bool,
     },
     /// The client-side rate limit (or a throttling pause) holds the call until `until`.
     Paced {
@@ -513,6 +544,10 @@ pub struct Call<'r, E: Endpoint + Clone, T> {
     paced: bool,
     /// A renewal asked for by [`ClientCore::login`] or [`ClientCore::renew`] and not yet done.
     force: Option<Force>,
+    /// When the call began, for finding what a create in doubt may have made.
+    started: Instant,
+    /// The search for what a create in doubt made, and the failure it would end with otherwise.
+    search: Option<(Search, CallError<T>)>,
     events: VecDeque<Event>,
     /// The result, waiting for the next poll; `Ok(None)` is the success of a call that wanted only a token.
     result: Option<Result<Option<E::Response>, CallError<T>>>,
@@ -557,6 +592,8 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
                 Goal::Token(force) => Some(force),
                 Goal::Answer => None,
             },
+            started: now,
+            search: None,
             events: VecDeque::new(),
             result: invalid,
         }
@@ -618,8 +655,10 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
     ) {
         let State::InFlight { purpose, sent_at, generation } = self.state else { return };
         core.limiter.handle_completed(sent_at, now);
+        core.note_date(now, response.headers());
         self.state = State::Idle;
         match purpose {
+            Purpose::Lookup => self.lookup_answered(core, &response),
             Purpose::Request => match E::try_from_http_response(&response) {
                 Ok(answer) => {
                     let quota = (core.config.retry_quota > 0).then_some(&mut core.quota);
@@ -684,6 +723,8 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
         let signal = Signal::Transport(failure);
         let error = CallError::Transport { failure, error };
         match purpose {
+            // A lookup that got no answer leaves the create in doubt.
+            Purpose::Lookup => self.search_failed(core),
             Purpose::Request => {
                 let judged = judge(&mut self.retry, core, &signal);
                 self.request_failed(core, now, generation, judged, error);
@@ -722,6 +763,9 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
         }
         if needs_token && self.lease.is_none() {
             return self.obtain_token(core, now);
+        }
+        if self.search.is_some() {
+            return self.look_up(core, now);
         }
         let auth = self.lease.as_ref().map(|l| BearerAuth { app_id: &core.config.app_id, token: &l.token });
         let request = match self.request.try_into_http_request(&core.config.base_url, auth) {
@@ -842,7 +886,84 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
                 self.lease = None;
                 self.exchanges = 0;
             }
-            _ => self.finish(core, Err(error)),
+            _ => self.reconcile_or_finish(core, error),
+        }
+    }
+
+    /// Ends a failed call, unless it is a create in doubt that can be looked for: then the search starts, and
+    /// the failure waits for its verdict.
+    fn reconcile_or_finish(&mut self, core: &mut ClientCore, error: CallError<T>) {
+        if self.in_doubt && !E::META.idempotent && matches!(self.goal, Goal::Answer) {
+            // The platform's clock at the call's start bounds which tasks can be this call's; without it an
+            // older task with the same targets could be taken for this one, so nothing is looked for.
+            let since = core.platform_time(self.started);
+            if let Some(search) = since.and_then(|since| Search::new(&*self.request, since)) {
+                self.search = Some((search, error));
+                return;
+            }
+        }
+        self.finish(core, Err(error));
+    }
+
+    /// Sends the search's next lookup, or acts on its verdict.
+    fn look_up(&mut self, core: &mut ClientCore, now: Instant) -> Option<Step<Option<E::Response>, T>> {
+        let (search, _) = self.search.as_mut()?;
+        let lease = self.lease.as_ref()?;
+        let auth = BearerAuth { app_id: &core.config.app_id, token: &lease.token };
+        let generation = lease.generation;
+        match search.next(&core.config.base_url, auth) {
+            Ok(Next::Lookup(request)) => {
+                if let Some(until) = self.gated(core, now) {
+                    return Some(Step::Wait(until));
+                }
+                self.paced = false;
+                self.state = State::InFlight { purpose: Purpose::Lookup, sent_at: now, generation };
+                Some(Step::Send(Transmit { request, purpose: Purpose::Lookup, attempt: 1 }))
+            }
+            Ok(Next::Done(verdict)) => {
+                self.settle_search(core, verdict);
+                None
+            }
+            Err(_) => {
+                self.search_failed(core);
+                None
+            }
+        }
+    }
+
+    fn lookup_answered<B: AsRef<[u8]>>(&mut self, core: &mut ClientCore, response: &http::Response<B>) {
+        let Some((search, _)) = self.search.as_mut() else { return };
+        match search.handle(response) {
+            Ok(Some(verdict)) => self.settle_search(core, verdict),
+            Ok(None) => {}
+            Err(_) => self.search_failed(core),
+        }
+    }
+
+    /// Found: the call returns what the lost attempt made. Absent: the create is sent again if its attempts
+    /// allow, and otherwise fails with its last error, now known not to have acted.
+    fn settle_search(&mut self, core: &mut ClientCore, verdict: Verdict) {
+        let Some((_, error)) = self.search.take() else { return };
+        self.in_doubt = false;
+        match verdict {
+            Verdict::Found(answer) => {
+                self.events.push_back(Event::Reconciled { found: true });
+                let result = E::try_from_http_response(&answer).map(Some).map_err(CallError::from_answer);
+                self.finish(core, result);
+            }
+            Verdict::Absent => {
+                self.events.push_back(Event::Reconciled { found: false });
+                if self.retry.failures() >= core.config.retry.max_attempts {
+                    self.finish(core, Err(error));
+                }
+            }
+        }
+    }
+
+    /// The search could not conclude: the create stays in doubt.
+    fn search_failed(&mut self, core: &mut ClientCore) {
+        if let Some((_, error)) = self.search.take() {
+            self.finish(core, Err(error));
         }
     }
 

@@ -13,6 +13,14 @@ use crate::validate::{Validate, Validator};
 use crate::wire::{BaseUrl, QueryValue, encode_component};
 use crate::{client, server};
 
+/// How the client looks for what a create in doubt may have made, before it resends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reconcile {
+    /// An upgrade task: same package, same targets, created since the call began, in the task list.
+    UpgradeTask,
+}
+
 /// How a request body is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -78,6 +86,8 @@ pub struct EndpointMeta {
     pub auth: bool,
     /// Whether repeating the call is harmless (it may be retried after an ambiguous failure).
     pub idempotent: bool,
+    /// For a create that is not idempotent: how to find what it may have made when its outcome is in doubt.
+    pub reconcile: Option<Reconcile>,
     /// Body encoding.
     pub body: BodyKind,
     /// What a success carries.

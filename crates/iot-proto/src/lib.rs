@@ -34,6 +34,7 @@ pub mod error;
 mod generated;
 pub mod pager;
 pub mod ratelimit;
+mod reconcile;
 pub mod retry;
 pub mod rules;
 pub mod server;
@@ -42,7 +43,7 @@ pub mod validate;
 pub mod wire;
 
 pub use client::{APP_KEY, BearerAuth};
-pub use endpoint::{Empty, Endpoint, EndpointMeta, NoBody, Page, Paged};
+pub use endpoint::{Empty, Endpoint, EndpointMeta, NoBody, Page, Paged, Reconcile};
 pub use error::{ApiError, DecodeError, ErrorClass, ErrorInfo, FromHttpResponseError, IntoHttpError, ValidationError};
 pub use generated::*;
 pub use wire::BaseUrl;
