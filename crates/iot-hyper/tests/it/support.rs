@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, Uri};
+use http::{HeaderMap, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -76,7 +76,6 @@ fn kind_of(path: &str) -> Kind {
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub kind: Kind,
-    pub method: Method,
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -116,11 +115,6 @@ pub struct Call {
 }
 
 impl Call {
-    /// The token of `Authorization: Bearer <token>`, if present.
-    pub fn bearer(&self) -> Option<&str> {
-        self.req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
-    }
-
     /// A decoded query parameter.
     pub fn query(&self, name: &str) -> Option<String> {
         query(self.req.uri(), name)
@@ -139,13 +133,7 @@ impl Log {
         let mut seen = self.seen.lock().unwrap();
         let n = seen.iter().filter(|s| s.kind == kind).count();
         let issued = seen.iter().filter(|s| matches!(s.kind, Kind::Login | Kind::Refresh)).count();
-        seen.push(Seen {
-            kind,
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            headers: req.headers().clone(),
-            body: req.body().clone(),
-        });
+        seen.push(Seen { kind, uri: req.uri().clone(), headers: req.headers().clone(), body: req.body().clone() });
         Call { kind, n, issued, req }
     }
 

@@ -9,12 +9,12 @@
 use std::time::{Duration, Instant};
 
 use iot_model::{CreateUpgradeTask, DeviceId, FileType, OperateDevices, OperationId, SubOperationInfo};
-use iot_proto::call::{Call, CallError, ClientCore, Event, Purpose, Renewal, Step, WalkStop};
-use iot_proto::pager::{StopReason, WalkError};
+use iot_proto::call::{Call, CallError, ClientCore, Event, PageWalker, Purpose, Renewal, Step, WalkStop};
+use iot_proto::pager::{PagerError, StopReason, WalkError};
 use iot_proto::ratelimit::RateLimit;
 use iot_proto::retry::{FailureClass, Jitter, RetryPolicy, TransportFailure};
 use iot_proto::session::SessionState;
-use iot_proto::{CreateFirmwareUpgradeTask, ErrorCode, QuerySubOperations, QueryUpgradeTask};
+use iot_proto::{CreateFirmwareUpgradeTask, ErrorCode, QuerySubOperations, QueryUpgradeTask, QueryUpgradeTaskList};
 use iot_sim::sim::fleet::{Device, FleetSpec};
 use iot_sim::sim::{Faults, SimConfig};
 
@@ -541,6 +541,11 @@ mod harness {
             response
         }
 
+        /// The platform's error answer for `code`, at the code's usual status.
+        pub fn refused(code: ErrorCode) -> http::Response<Vec<u8>> {
+            iot_proto::server::error_response(&ApiError::new(code, "injected"))
+        }
+
         /// 403/1010009, the platform's throttling answer, with or without `Retry-After`.
         pub fn throttled(retry_after: Option<u64>) -> http::Response<Vec<u8>> {
             platform_error(ErrorCode::Throttled, 403, retry_after)
@@ -881,6 +886,52 @@ fn a_rejected_token_is_renewed_once_per_call() {
     }
 }
 
+/// A create answered 1010005 was refused unprocessed: the token is renewed (a refresh) and the create sent again
+/// once, with the new token; a renewal is session upkeep, not a retry, so nothing waits. `retry` is the policy.
+fn create_with_a_rejected_token(retry: RetryPolicy) {
+    let mut p = Platform::new(quiet_config());
+    p.inject(|seen| {
+        if seen.purpose == Purpose::Request && seen.attempt == 1 {
+            Fault::Answer(faults::token_rejected())
+        } else {
+            Fault::Pass
+        }
+    });
+    let mut config = p.config();
+    config.retry = retry;
+    let mut core = ClientCore::new(config, 7);
+    let request = create_task_request(&p, 5);
+    let (result, events) = harness::call(&mut core, &mut p, &request);
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        p.trace(),
+        ["login -> 200", "POST firmwareUpgrade -> 401/1010005", "refresh -> 200", "POST firmwareUpgrade -> 200"]
+    );
+    // The resent create carried the refreshed token (the simulator accepts no other once a refresh is issued).
+    assert_ne!(p.log[3].bearer, p.log[1].bearer);
+    assert_eq!(
+        events,
+        [
+            Event::Renewed { purpose: Purpose::Login, generation: 1 },
+            Event::TokenRejected { generation: 1 },
+            Event::Renewed { purpose: Purpose::Refresh, generation: 2 },
+        ]
+    );
+    assert_eq!(p.clock.ms(), 0, "nothing waited");
+    assert_eq!(p.sim.task_counts(), (1, 0));
+}
+
+#[test]
+fn a_create_with_a_rejected_token_is_renewed_and_resent_once() {
+    create_with_a_rejected_token(RetryPolicy::default());
+}
+
+/// Renewing a rejected token is not a retry: a client with retries switched off still renews and resends once.
+#[test]
+fn an_expired_token_is_renewed_even_with_retries_disabled() {
+    create_with_a_rejected_token(RetryPolicy::disabled());
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 3. A refused refresh falls back to a login.
 
@@ -998,6 +1049,37 @@ fn a_throttled_create_is_sent_again_and_creates_one_task() {
     assert_eq!(p.sim.task_counts(), (1, 0));
 }
 
+/// A create throttled on every attempt is retried (throttling proves the platform refused it unprocessed) until the
+/// attempts run out, then surfaces as the throttling answer: not as an unknown outcome, and not as a token problem
+/// (the token is never renewed).
+#[test]
+fn persistent_throttling_surfaces_as_throttling_without_renewing_the_token() {
+    let mut p = Platform::new(quiet_config());
+    p.inject(
+        |seen| if seen.purpose == Purpose::Request { Fault::Answer(faults::throttled(None)) } else { Fault::Pass },
+    );
+    let mut core = p.core();
+    let request = create_task_request(&p, 5);
+    let (result, events) = harness::call(&mut core, &mut p, &request);
+    let err = result.unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(!err.platform_may_have_acted(), "{err:?}");
+    let CallError::Api(api) = &err else { panic!("the throttling answer itself, not an unknown outcome: {err:?}") };
+    assert!(api.is_throttled() && api.proves_refusal(), "{api:?}");
+    assert!(!api.is_token_invalid());
+    assert_eq!(api.status, http::StatusCode::FORBIDDEN);
+    let attempts = core.config().retry.max_attempts as usize;
+    assert_eq!(p.sent(Purpose::Request), attempts);
+    assert_eq!((p.sent(Purpose::Login), p.sent(Purpose::Refresh)), (1, 0));
+    assert!(p.log.iter().skip(1).all(|r| r.bearer == p.log[1].bearer), "every attempt presented the one token");
+    let waits = retries(&events);
+    assert_eq!(waits.len(), attempts - 1);
+    assert!(waits.iter().all(|(purpose, _, class)| *purpose == Purpose::Request && *class == FailureClass::Throttled));
+    assert!(!events.iter().any(|e| matches!(e, Event::TokenRejected { .. })));
+    assert_eq!(core.session_state(p.clock.now()), SessionState::Valid);
+    assert_eq!(p.sim.task_counts(), (0, 0));
+}
+
 /// A create answered 503 without the platform's code may have been acted on (the answer may come from a proxy
 /// after the platform created the task): it is not sent again, and the caller learns that the outcome is
 /// unknown. Here the simulator did create the task.
@@ -1021,6 +1103,135 @@ fn a_create_that_got_a_bare_503_is_not_resent_and_its_outcome_is_unknown() {
         assert_eq!(p.trace(), ["login -> 200", "POST firmwareUpgrade -> 503"]);
         assert_eq!(p.sim.task_counts(), (1, 0), "the task exists although the client was not told");
     }
+}
+
+/// Asserts that `err` is the typed "the task may exist" error of `endpoint`.
+fn assert_may_exist(err: &CallError<Lost>, endpoint: &str) {
+    assert!(matches!(err, CallError::OutcomeUnknown { endpoint: e, .. } if *e == endpoint), "{err:?}");
+    assert!(err.platform_may_have_acted(), "{err:?}");
+    assert!(err.request_may_have_been_sent(), "{err:?}");
+    assert!(!err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("the task may exist"), "{err}");
+    assert!(!matches!(err.cause(), CallError::OutcomeUnknown { .. }), "{err:?}");
+    assert!(std::error::Error::source(err).is_some(), "{err:?}");
+    assert!(!format!("{err:?}").contains(iot_sim::sim::DEFAULT_SECRET), "{err:?}");
+}
+
+/// An answer to a create that does not prove the platform refused it (no platform code, a load-shedding or
+/// server status, the platform's internal error, an undocumented code, an unreadable success): the create is
+/// sent once, never again, and the caller learns that the task may exist. Here the simulator did create it.
+#[test]
+fn a_create_is_sent_once_when_the_answer_does_not_prove_a_refusal() {
+    type Answer = fn() -> http::Response<Vec<u8>>;
+    let answers: [(&str, Answer, Option<u16>); 6] = [
+        ("429 without a code", || http::Response::builder().status(429).body(Vec::new()).unwrap(), Some(429)),
+        (
+            "503 with Retry-After",
+            || http::Response::builder().status(503).header(http::header::RETRY_AFTER, "1").body(Vec::new()).unwrap(),
+            Some(503),
+        ),
+        (
+            "502 html page from a proxy",
+            || {
+                http::Response::builder()
+                    .status(502)
+                    .header(http::header::CONTENT_TYPE, "text/html")
+                    .body(b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec())
+                    .unwrap()
+            },
+            Some(502),
+        ),
+        ("500 with the platform's internal error", || faults::refused(ErrorCode::InternalError), Some(500)),
+        (
+            "500 with a code the platform does not document",
+            || {
+                http::Response::builder()
+                    .status(500)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(br#"{"error_code":"999999","error_desc":"boom"}"#.to_vec())
+                    .unwrap()
+            },
+            Some(500),
+        ),
+        ("200 that cannot be decoded", || http::Response::new(br#"{"operationId": [42]}"#.to_vec()), None),
+    ];
+    for (what, answer, status) in answers {
+        let mut p = Platform::new(quiet_config());
+        p.inject(move |seen| {
+            if seen.purpose == Purpose::Request { Fault::Rewrite(Box::new(move |_| answer())) } else { Fault::Pass }
+        });
+        let mut core = p.core();
+        let request = create_task_request(&p, 5);
+        let (result, events) = harness::call(&mut core, &mut p, &request);
+        let err = result.unwrap_err();
+        assert_eq!(p.sent(Purpose::Request), 1, "{what}: exactly one request may reach the platform");
+        assert!(retries(&events).is_empty(), "{what}: {events:?}");
+        assert_eq!(p.clock.ms(), 0, "{what}: nothing waited");
+        assert_may_exist(&err, "CreateFirmwareUpgradeTask");
+        assert_eq!(err.api().map(|api| api.status.as_u16()), status, "{what}: {err:?}");
+        assert!(err.api().is_none_or(|api| !api.proves_refusal()), "{what}: {err:?}");
+        if status.is_none() {
+            assert!(matches!(err.cause(), CallError::Decode(_)), "{what}: {err:?}");
+        }
+        assert_eq!(p.sim.task_counts(), (1, 0), "{what}: the task exists although the client was not told");
+    }
+}
+
+/// Answers that prove the platform refused a create (its throttling, rejected-token and validation codes), a
+/// create that never connected, and a create that breaks the contract: none can have created the task, so none is
+/// an unknown outcome.
+#[test]
+fn a_create_refused_with_a_platform_code_certainly_did_not_create_the_task() {
+    let codes = [
+        (ErrorCode::Throttled, 403),
+        (ErrorCode::TokenInvalid, 403),
+        (ErrorCode::NoTargets, 400),
+        (ErrorCode::DeviceOrPackageNotFound, 404),
+    ];
+    for (code, status) in codes {
+        let mut p = Platform::new(quiet_config());
+        let answer = code.clone();
+        p.inject(move |seen| {
+            if seen.purpose == Purpose::Request { Fault::Answer(faults::refused(answer.clone())) } else { Fault::Pass }
+        });
+        let mut core = p.core();
+        let request = create_task_request(&p, 5);
+        let (result, _) = harness::call(&mut core, &mut p, &request);
+        let err = result.unwrap_err();
+        assert!(!err.platform_may_have_acted(), "{code:?}: {err:?}");
+        let CallError::Api(api) = &err else { panic!("{code:?}: the platform's answer itself: {err:?}") };
+        assert!(api.proves_refusal(), "{code:?}: {api:?}");
+        assert_eq!((api.code.as_ref(), api.status.as_u16()), (Some(&code), status));
+        assert!(!err.to_string().contains("may exist"), "{code:?}: {err}");
+        assert_eq!(p.sim.task_counts(), (0, 0));
+    }
+
+    // Nothing reached the platform: the connection could not be opened.
+    let mut p = Platform::new(quiet_config());
+    p.inject(
+        |seen| {
+            if seen.purpose == Purpose::Request { Fault::Drop(TransportFailure::ConnectFailed) } else { Fault::Pass }
+        },
+    );
+    let mut config = p.config();
+    config.retry = RetryPolicy::disabled();
+    let mut core = ClientCore::new(config, 7);
+    let request = create_task_request(&p, 5);
+    let (result, _) = harness::call(&mut core, &mut p, &request);
+    let err = result.unwrap_err();
+    assert!(matches!(err, CallError::Transport { failure: TransportFailure::ConnectFailed, .. }), "{err:?}");
+    assert!(!err.platform_may_have_acted(), "{err:?}");
+    assert_eq!(p.sim.task_counts(), (0, 0));
+
+    // A request that breaks the contract is never sent.
+    let mut p = Platform::new(quiet_config());
+    let mut core = p.core();
+    let invalid = CreateFirmwareUpgradeTask::new(CreateUpgradeTask::new(newest_firmware(&p), OperateDevices::new()));
+    let (result, _) = harness::call(&mut core, &mut p, &invalid);
+    let err = result.unwrap_err();
+    assert!(matches!(err, CallError::Invalid(_)), "{err:?}");
+    assert!(!err.platform_may_have_acted(), "{err:?}");
+    assert_eq!(p.sent(Purpose::Request), 0);
 }
 
 /// A query answered 503 with `Retry-After: 5` is idempotent and waits the 5 s before asking again.
@@ -1149,6 +1360,35 @@ fn a_failing_query_gives_up_after_three_attempts() {
     assert!(waits[0].1 <= Duration::from_millis(100) && waits[1].1 <= Duration::from_millis(200), "{waits:?}");
     // Two retries took 5 each and the call failed: nothing given back.
     assert_eq!(core.retry_quota_available(), 500 - 10);
+}
+
+/// Without jitter every retry waits exactly its backoff cap: the initial backoff doubling per attempt, up to the
+/// maximum (250, 500, then 600 instead of 1 000 ms).
+#[test]
+fn without_jitter_the_recorded_delays_are_the_backoff_caps() {
+    let mut p = Platform::new(quiet_config());
+    let mut config = p.config();
+    config.retry = RetryPolicy::new()
+        .with_max_attempts(4)
+        .with_backoff(Duration::from_millis(250), Duration::from_millis(600))
+        .with_jitter(Jitter::None);
+    let mut core = ClientCore::new(config, 7);
+    let id = create_task(&mut core, &mut p, 5);
+    let from = p.log.len();
+    p.inject(|seen| {
+        if seen.purpose == Purpose::Request && seen.attempt < 4 {
+            Fault::Answer(faults::refused(ErrorCode::InternalError))
+        } else {
+            Fault::Pass
+        }
+    });
+    let t0 = p.clock.ms();
+    let (result, events) = harness::call(&mut core, &mut p, &QueryUpgradeTask::new(id));
+    assert!(result.is_ok(), "{result:?}");
+    let delays: Vec<Duration> = retries(&events).iter().map(|r| r.1).collect();
+    assert_eq!(delays, [250, 500, 600].map(Duration::from_millis));
+    let at: Vec<u64> = p.log[from..].iter().map(|r| r.at_ms - t0).collect();
+    assert_eq!(at, [0, 250, 750, 1_350]);
 }
 
 /// The shared retry quota stops a retry storm: with room for two retries, the first failing call spends it and
@@ -1369,6 +1609,72 @@ fn a_failed_page_ends_the_walk_as_failed() {
     assert_eq!(p.answered("lost(TlsRefused)"), 1, "a refused peer is not retried");
 }
 
+/// A server that never ends (full pages without a `totalCount`, here 20 pages of them against a guard of 8) is
+/// stopped by the page guard, and the walk ends as an error, not as a complete listing.
+#[test]
+fn a_server_that_never_ends_is_stopped_by_the_page_guard_as_an_error() {
+    let mut p = Platform::new(quiet_config());
+    let mut config = p.config();
+    config.max_pages = 8;
+    let mut core = ClientCore::new(config, 7);
+    let id = create_task(&mut core, &mut p, 200);
+    let from = p.log.len();
+    p.inject(|seen| {
+        if seen.purpose == Purpose::Request {
+            Fault::Rewrite(Box::new(|r| {
+                faults::edit_json(r, |j| {
+                    j.as_object_mut().unwrap().remove("totalCount");
+                })
+            }))
+        } else {
+            Fault::Pass
+        }
+    });
+    let run = walk(&mut core, &mut p, QuerySubOperations::new(id), 0);
+    assert_eq!(run.outcome, Err(WalkStop::Walk(WalkError::PageGuard { pages: 8 })));
+    assert_eq!(p.log.len() - from, 8);
+    assert_eq!(run.pages, 8);
+    assert_eq!(run.items.len(), 70, "the page that hit the guard is not handed on");
+}
+
+/// A full first page that reports a total of zero ends the walk: the items seen reach the reported total, and the
+/// page guard is never needed. The page's items are handed on.
+#[test]
+fn a_reported_total_of_zero_ends_the_walk_after_the_first_page() {
+    let mut p = Platform::new(quiet_config());
+    let mut config = p.config();
+    config.max_pages = 5;
+    let mut core = ClientCore::new(config, 7);
+    let id = create_task(&mut core, &mut p, 50);
+    let from = p.log.len();
+    p.inject(|seen| {
+        if seen.purpose == Purpose::Request {
+            Fault::Rewrite(Box::new(|r| faults::edit_json(r, |j| j["totalCount"] = 0.into())))
+        } else {
+            Fault::Pass
+        }
+    });
+    let run = walk(&mut core, &mut p, QuerySubOperations::new(id).with_page_size(3), 0);
+    assert_eq!(run.outcome, Ok(StopReason::TotalReached));
+    assert_eq!((run.pages, run.items.len()), (1, 3));
+    assert_eq!(p.trace_from(from), ["GET subOperations#0 -> 200"]);
+}
+
+/// A page size outside the family's limits fails the walk before it asks for anything: there is no walker to ask.
+#[test]
+fn an_invalid_page_size_fails_the_walk_before_any_request() {
+    let p = Platform::new(quiet_config());
+    let core = p.core();
+    for size in [0, 101] {
+        let walker = PageWalker::new(QueryUpgradeTaskList::new().with_page_size(size), core.config().max_pages);
+        assert!(
+            matches!(walker, Err(PagerError::PageSizeOutOfRange { value, .. }) if value == size),
+            "{size}: {walker:?}"
+        );
+    }
+    assert!(p.log.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 8. The call deadline.
 
@@ -1502,6 +1808,38 @@ fn login_renew_and_logout_run_as_renewals() {
     let id = create_task(&mut core, &mut p, 3);
     assert!(!id.as_str().is_empty());
     assert_eq!(p.trace_from(6), ["login -> 200", "POST firmwareUpgrade -> 200"]);
+}
+
+/// renew() without a token logs in, and logs in again when the platform refuses the refresh token; a renewal
+/// that fails surfaces its error.
+#[test]
+fn renew_logs_in_without_a_token_or_when_the_refresh_is_refused() {
+    let mut p = Platform::new(quiet_config());
+    p.inject(
+        |seen| if seen.purpose == Purpose::Refresh { Fault::Answer(faults::refresh_refused()) } else { Fault::Pass },
+    );
+    let mut core = p.core();
+    let (r, events) = renewal(&mut core, &mut p, ClientCore::renew);
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(events, [Event::Renewed { purpose: Purpose::Login, generation: 1 }]);
+    assert_eq!(p.trace(), ["login -> 200"]);
+    let (r, _) = renewal(&mut core, &mut p, ClientCore::renew);
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(p.trace(), ["login -> 200", "refresh -> 400/50400", "login -> 200"]);
+    // The next call uses the second login's token, which the simulator accepts.
+    let id = create_task(&mut core, &mut p, 3);
+    assert!(!id.as_str().is_empty());
+    assert_eq!(p.trace_from(3), ["POST firmwareUpgrade -> 200"]);
+
+    // A renewal whose exchange times out, with retries off, ends with that failure.
+    let mut p = Platform::new(quiet_config());
+    p.inject(|_| Fault::Drop(TransportFailure::Timeout));
+    let mut config = p.config();
+    config.retry = RetryPolicy::disabled();
+    let mut offline = ClientCore::new(config, 7);
+    let (r, _) = renewal(&mut offline, &mut p, ClientCore::renew);
+    assert!(matches!(r, Err(CallError::Transport { failure: TransportFailure::Timeout, .. })), "{r:?}");
+    assert_eq!(p.trace(), ["login -> lost(Timeout)"]);
 }
 
 /// A login whose first attempt cannot connect is tried again; bad credentials are not.
