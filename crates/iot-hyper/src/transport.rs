@@ -38,7 +38,9 @@ pub struct TransportConfig {
     /// The limit for one whole exchange: connecting if needed, sending, and reading the headers and the entire
     /// body. The default is 30 s.
     pub request_timeout: Duration,
-    /// How long an idle pooled connection is kept; the default is 60 s.
+    /// How long an idle pooled connection is kept; the default is 50 s, under the idle timeouts of typical
+    /// gateways and load balancers (60 s and more), so the client retires a connection before the other side
+    /// closes it under a request.
     pub pool_idle_timeout: Duration,
     /// The largest response body accepted; the default is 16 MiB.
     pub max_body_bytes: usize,
@@ -51,7 +53,7 @@ impl Default for TransportConfig {
         TransportConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
-            pool_idle_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(50),
             max_body_bytes: 16 * 1024 * 1024,
             tls: TlsOptions::default(),
         }

@@ -548,6 +548,8 @@ pub struct Call<'r, E: Endpoint + Clone, T> {
     started: Instant,
     /// The search for what a create in doubt made, and the failure it would end with otherwise.
     search: Option<(Search, CallError<T>)>,
+    /// Retries of the search's lookups, which are queries and so safe to repeat.
+    lookup_retry: Option<RetryCall>,
     events: VecDeque<Event>,
     /// The result, waiting for the next poll; `Ok(None)` is the success of a call that wanted only a token.
     result: Option<Result<Option<E::Response>, CallError<T>>>,
@@ -594,6 +596,7 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
             },
             started: now,
             search: None,
+            lookup_retry: None,
             events: VecDeque::new(),
             result: invalid,
         }
@@ -658,7 +661,7 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
         core.note_date(now, response.headers());
         self.state = State::Idle;
         match purpose {
-            Purpose::Lookup => self.lookup_answered(core, &response),
+            Purpose::Lookup => self.lookup_answered(core, now, generation, &response),
             Purpose::Request => match E::try_from_http_response(&response) {
                 Ok(answer) => {
                     let quota = (core.config.retry_quota > 0).then_some(&mut core.quota);
@@ -723,8 +726,7 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
         let signal = Signal::Transport(failure);
         let error = CallError::Transport { failure, error };
         match purpose {
-            // A lookup that got no answer leaves the create in doubt.
-            Purpose::Lookup => self.search_failed(core),
+            Purpose::Lookup => self.lookup_failed(core, now, generation, &signal),
             Purpose::Request => {
                 let judged = judge(&mut self.retry, core, &signal);
                 self.request_failed(core, now, generation, judged, error);
@@ -918,7 +920,8 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
                 }
                 self.paced = false;
                 self.state = State::InFlight { purpose: Purpose::Lookup, sent_at: now, generation };
-                Some(Step::Send(Transmit { request, purpose: Purpose::Lookup, attempt: 1 }))
+                let attempt = self.lookup_retry.as_ref().map_or(0, RetryCall::failures) + 1;
+                Some(Step::Send(Transmit { request, purpose: Purpose::Lookup, attempt }))
             }
             Ok(Next::Done(verdict)) => {
                 self.settle_search(core, verdict);
@@ -931,12 +934,49 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
         }
     }
 
-    fn lookup_answered<B: AsRef<[u8]>>(&mut self, core: &mut ClientCore, response: &http::Response<B>) {
+    fn lookup_answered<B: AsRef<[u8]>>(
+        &mut self,
+        core: &mut ClientCore,
+        now: Instant,
+        generation: u64,
+        response: &http::Response<B>,
+    ) {
+        if !response.status().is_success() {
+            let api = ApiError::from_body(response.status(), response.body().as_ref());
+            let signal = Signal::Response {
+                status: response.status().as_u16(),
+                error_code: api.code.as_ref().map(crate::ErrorCode::as_str),
+                retry_after: retry_after(response.headers()),
+            };
+            return self.lookup_failed(core, now, generation, &signal);
+        }
         let Some((search, _)) = self.search.as_mut() else { return };
         match search.handle(response) {
             Ok(Some(verdict)) => self.settle_search(core, verdict),
-            Ok(None) => {}
+            Ok(None) => self.lookup_retry = None,
             Err(_) => self.search_failed(core),
+        }
+    }
+
+    /// A lookup failed: it is a query, so it is retried as one (the search asks for the same thing again), and
+    /// a rejected token is renewed; when retrying cannot help, the create stays in doubt.
+    fn lookup_failed(&mut self, core: &mut ClientCore, now: Instant, generation: u64, signal: &Signal<'_>) {
+        let retry = self.lookup_retry.get_or_insert(RetryCall::new(core.config.retry, true));
+        let (class, decision) = judge(retry, core, signal);
+        pause_if_throttled(core, &mut self.events, now, class, decision);
+        match decision {
+            RetryDecision::RetryAfter(delay) => {
+                let attempt = self.lookup_retry.as_ref().map_or(1, RetryCall::failures);
+                self.events.push_back(Event::Retry { purpose: Purpose::Lookup, attempt, delay, reason: class });
+                self.state = State::Backoff(now + delay);
+            }
+            RetryDecision::RenewTokenAndRetry => {
+                core.session.handle_rejected(generation);
+                self.events.push_back(Event::TokenRejected { generation });
+                self.lease = None;
+                self.exchanges = 0;
+            }
+            RetryDecision::GiveUp(_) => self.search_failed(core),
         }
     }
 

@@ -538,8 +538,17 @@ impl Simulator {
         self.apply_versions(now);
     }
 
-    /// Answers one request at simulated time `now`.
+    /// Answers one request at simulated time `now`. Every answer carries the platform's clock in `Date`, as an
+    /// HTTP server's do (clients read it, for example to reconcile a create whose outcome is in doubt).
     pub fn handle<B: AsRef<[u8]>>(&mut self, now: SystemTime, req: http::Request<B>) -> http::Response<Vec<u8>> {
+        let mut response = self.answer(now, req);
+        if let Some(date) = http_date(self.now()) {
+            response.headers_mut().insert(http::header::DATE, date);
+        }
+        response
+    }
+
+    fn answer<B: AsRef<[u8]>>(&mut self, now: SystemTime, req: http::Request<B>) -> http::Response<Vec<u8>> {
         let now = self.tick(now);
         let path = req.uri().path();
         let route = match self.router.route(req.method(), path) {
@@ -828,4 +837,13 @@ mod tests {
         let debug = format!("{sim:?}");
         assert!(!debug.contains(DEFAULT_SECRET));
     }
+}
+
+/// `t` as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(t: SystemTime) -> Option<http::HeaderValue> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let text = time::OffsetDateTime::from(t).format(format).ok()?;
+    http::HeaderValue::from_str(&text).ok()
 }

@@ -1081,10 +1081,10 @@ fn persistent_throttling_surfaces_as_throttling_without_renewing_the_token() {
 }
 
 /// A create answered 503 without the platform's code may have been acted on (the answer may come from a proxy
-/// after the platform created the task): it is not sent again, and the caller learns that the outcome is
-/// unknown. Here the simulator did create the task.
+/// after the platform created the task): it is not sent again blind; the lookup finds the task the simulator
+/// made, and the call returns it.
 #[test]
-fn a_create_that_got_a_bare_503_is_not_resent_and_its_outcome_is_unknown() {
+fn a_create_answered_503_after_the_platform_acted_is_found_and_not_sent_again() {
     for retry_after in [None, Some(3)] {
         let mut p = Platform::new(quiet_config());
         p.inject(move |seen| {
@@ -1096,12 +1096,13 @@ fn a_create_that_got_a_bare_503_is_not_resent_and_its_outcome_is_unknown() {
         });
         let mut core = p.core();
         let request = create_task_request(&p, 5);
-        let (result, _) = harness::call(&mut core, &mut p, &request);
-        let Err(CallError::OutcomeUnknown { endpoint, source }) = result else { panic!("{result:?}") };
-        assert_eq!(endpoint, "CreateFirmwareUpgradeTask");
-        assert!(matches!(*source, CallError::Api(ref e) if e.status == 503 && e.code.is_none()));
-        assert_eq!(p.trace(), ["login -> 200", "POST firmwareUpgrade -> 503"]);
-        assert_eq!(p.sim.task_counts(), (1, 0), "the task exists although the client was not told");
+        let (result, events) = harness::call(&mut core, &mut p, &request);
+        let created = result.expect("found");
+        assert!(events.contains(&Event::Reconciled { found: true }), "{events:?}");
+        assert_eq!(p.sent(Purpose::Request), 1, "never sent again");
+        assert_eq!(p.trace()[1], "POST firmwareUpgrade -> 503");
+        assert_eq!(p.sim.task_counts(), (1, 0));
+        assert_eq!(created.operation_id, only_task(&mut core, &mut p));
     }
 }
 
@@ -1119,9 +1120,10 @@ fn assert_may_exist(err: &CallError<Lost>, endpoint: &str) {
 
 /// An answer to a create that does not prove the platform refused it (no platform code, a load-shedding or
 /// server status, the platform's internal error, an undocumented code, an unreadable success): the create is
-/// sent once, never again, and the caller learns that the task may exist. Here the simulator did create it.
+/// never sent again blind. Here the simulator did create the task, so the lookup finds it and the call returns
+/// it: one request, one task, and the caller told what exists.
 #[test]
-fn a_create_is_sent_once_when_the_answer_does_not_prove_a_refusal() {
+fn a_create_whose_answer_proves_nothing_is_looked_for_and_found() {
     type Answer = fn() -> http::Response<Vec<u8>>;
     let answers: [(&str, Answer, Option<u16>); 6] = [
         ("429 without a code", || http::Response::builder().status(429).body(Vec::new()).unwrap(), Some(429)),
@@ -1163,17 +1165,18 @@ fn a_create_is_sent_once_when_the_answer_does_not_prove_a_refusal() {
         let mut core = p.core();
         let request = create_task_request(&p, 5);
         let (result, events) = harness::call(&mut core, &mut p, &request);
-        let err = result.unwrap_err();
+        let created = result.unwrap_or_else(|e| panic!("{what}: {e:?}"));
         assert_eq!(p.sent(Purpose::Request), 1, "{what}: exactly one request may reach the platform");
         assert!(retries(&events).is_empty(), "{what}: {events:?}");
+        assert!(events.contains(&Event::Reconciled { found: true }), "{what}: {events:?}");
         assert_eq!(p.clock.ms(), 0, "{what}: nothing waited");
-        assert_may_exist(&err, "CreateFirmwareUpgradeTask");
+        assert_eq!(p.sim.task_counts(), (1, 0), "{what}: one task");
+        assert_eq!(created.operation_id, only_task(&mut core, &mut p), "{what}");
+        // The answer itself proves nothing: what made the call look.
+        let err = <iot_proto::CreateFirmwareUpgradeTask as iot_proto::Endpoint>::try_from_http_response(&answer())
+            .unwrap_err();
         assert_eq!(err.api().map(|api| api.status.as_u16()), status, "{what}: {err:?}");
         assert!(err.api().is_none_or(|api| !api.proves_refusal()), "{what}: {err:?}");
-        if status.is_none() {
-            assert!(matches!(err.cause(), CallError::Decode(_)), "{what}: {err:?}");
-        }
-        assert_eq!(p.sim.task_counts(), (1, 0), "{what}: the task exists although the client was not told");
     }
 }
 
@@ -1320,12 +1323,97 @@ fn transport_failures_before_and_after_sending() {
     assert_eq!(core.retry_quota_available(), 500);
 }
 
-/// A create whose request went out and whose answer was lost is not sent again: the simulator did create it.
+/// A create whose request went out and whose answer was lost is not sent again blind: the client looks for the
+/// task first (the package for its version, then the task list), finds the one the simulator made, and returns it.
 #[test]
-fn a_create_reset_after_sending_is_not_resent_and_its_outcome_is_unknown() {
+fn a_create_reset_after_sending_is_found_by_reconciliation_and_not_sent_again() {
     let mut p = Platform::new(quiet_config());
     p.inject(|seen| {
         if seen.label == "POST firmwareUpgrade" { Fault::Drop(TransportFailure::ResetAfterSend) } else { Fault::Pass }
+    });
+    let mut core = p.core();
+    let request = create_task_request(&p, 5);
+    let (result, events) = harness::call(&mut core, &mut p, &request);
+    let created = result.expect("the lost attempt's task");
+    assert!(events.contains(&Event::Reconciled { found: true }), "{events:?}");
+    let trace = p.trace();
+    assert_eq!(trace[..2], ["login -> 200", "POST firmwareUpgrade -> lost(ResetAfterSend)"]);
+    assert!(trace[2].starts_with("GET ") && trace[2].ends_with(" -> 200"), "the package: {trace:?}");
+    assert_eq!(trace[3..], ["GET operations#0 -> 200"]);
+    assert_eq!(p.sim.task_counts(), (1, 0), "exactly one task");
+    assert_eq!(created.operation_id, only_task(&mut core, &mut p));
+}
+
+/// The id of the only upgrade task the simulator holds.
+fn only_task(core: &mut ClientCore, p: &mut Platform) -> iot_model::OperationId {
+    // Asked past any injected fault.
+    p.inject(|_| Fault::Pass);
+    let (page, _) = harness::call(core, p, &QueryUpgradeTaskList::new());
+    let page = page.unwrap();
+    assert_eq!(page.data.len(), 1);
+    page.data[0].operation_id.clone()
+}
+
+/// A create whose answer proves nothing, though the platform never saw it (a proxy answered 503 in its stead),
+/// is looked for, provably absent, and then sent again: one task, created by the second attempt.
+#[test]
+fn a_create_that_never_reached_the_platform_is_found_absent_and_sent_again() {
+    let mut p = Platform::new(quiet_config());
+    p.inject(|seen| {
+        if seen.label == "POST firmwareUpgrade" && seen.attempt == 1 {
+            Fault::Answer(faults::unavailable(None))
+        } else {
+            Fault::Pass
+        }
+    });
+    let mut core = p.core();
+    let request = create_task_request(&p, 5);
+    let (result, events) = harness::call(&mut core, &mut p, &request);
+    let created = result.expect("created by the second attempt");
+    assert!(events.contains(&Event::Reconciled { found: false }), "{events:?}");
+    assert_eq!(p.sent(Purpose::Request), 2, "sent again only after the lookup proved it absent");
+    let trace = p.trace();
+    assert_eq!(trace[1], "POST firmwareUpgrade -> 503");
+    assert_eq!(trace[3..], ["GET operations#0 -> 200", "POST firmwareUpgrade -> 200"]);
+    assert_eq!(p.sim.task_counts(), (1, 0));
+    assert_eq!(created.operation_id, only_task(&mut core, &mut p));
+}
+
+/// A task with the same package and targets made before the call began is not taken for the call's own: the
+/// lookup only counts tasks created since the call began on the platform's clock.
+#[test]
+fn an_older_identical_task_is_not_taken_for_the_lost_one() {
+    let mut p = Platform::new(quiet_config());
+    let mut core = p.core();
+    let request = create_task_request(&p, 5);
+    let (first, _) = harness::call(&mut core, &mut p, &request);
+    let first = first.unwrap().operation_id;
+    // A minute later the same create is answered 503 by a proxy that never passed it on.
+    p.clock.advance_ms(60_000);
+    let from = p.log.len();
+    p.inject(move |seen| if seen.n == from { Fault::Answer(faults::unavailable(None)) } else { Fault::Pass });
+    let (second, events) = harness::call(&mut core, &mut p, &request);
+    let second = second.unwrap().operation_id;
+    assert!(events.contains(&Event::Reconciled { found: false }), "{events:?}");
+    assert_ne!(first, second);
+    assert_eq!(p.sim.task_counts(), (2, 0));
+}
+
+/// Without the platform's clock (no `Date` on any answer) nothing bounds which tasks could be the call's own:
+/// the create in doubt stays in doubt rather than be matched against an older task.
+#[test]
+fn without_the_platforms_clock_a_create_in_doubt_stays_unknown() {
+    let mut p = Platform::new(quiet_config());
+    let strip = |mut r: http::Response<Vec<u8>>| {
+        r.headers_mut().remove(http::header::DATE);
+        r
+    };
+    p.inject(move |seen| {
+        if seen.label == "POST firmwareUpgrade" {
+            Fault::Drop(TransportFailure::ResetAfterSend)
+        } else {
+            Fault::Rewrite(Box::new(strip))
+        }
     });
     let mut core = p.core();
     let request = create_task_request(&p, 5);
@@ -1334,6 +1422,65 @@ fn a_create_reset_after_sending_is_not_resent_and_its_outcome_is_unknown() {
     assert!(matches!(*source, CallError::Transport { failure: TransportFailure::ResetAfterSend, .. }));
     assert_eq!(p.trace(), ["login -> 200", "POST firmwareUpgrade -> lost(ResetAfterSend)"]);
     assert_eq!(p.sim.task_counts(), (1, 0));
+}
+
+/// A lookup that keeps failing is retried as the query it is (three attempts), then leaves the create in doubt:
+/// the caller learns the task may exist, and nothing is resent.
+#[test]
+fn a_failed_lookup_leaves_the_create_in_doubt() {
+    let mut p = Platform::new(quiet_config());
+    p.inject(|seen| match (seen.label, seen.purpose) {
+        ("POST firmwareUpgrade", _) => Fault::Drop(TransportFailure::ResetAfterSend),
+        (_, Purpose::Lookup) => Fault::Answer(faults::refused(ErrorCode::InternalError)),
+        _ => Fault::Pass,
+    });
+    let mut core = p.core();
+    let request = create_task_request(&p, 5);
+    let (result, _) = harness::call(&mut core, &mut p, &request);
+    let err = result.unwrap_err();
+    assert_may_exist(&err, "CreateFirmwareUpgradeTask");
+    assert_eq!(p.sent(Purpose::Request), 1);
+    assert_eq!(p.sent(Purpose::Lookup), 3);
+    assert!(p.log.iter().filter(|r| r.purpose == Purpose::Lookup).all(|r| r.outcome == "500/50252"));
+}
+
+/// A lookup that fails once (a broken connection) is asked again, and the search still concludes.
+#[test]
+fn a_lookup_that_fails_once_is_asked_again() {
+    let mut p = Platform::new(quiet_config());
+    p.inject(|seen| match (seen.label, seen.purpose, seen.attempt) {
+        ("POST firmwareUpgrade", _, _) => Fault::Drop(TransportFailure::ResetAfterSend),
+        (_, Purpose::Lookup, 1) => Fault::Drop(TransportFailure::ResetAfterSend),
+        _ => Fault::Pass,
+    });
+    let mut core = p.core();
+    let request = create_task_request(&p, 5);
+    let (result, events) = harness::call(&mut core, &mut p, &request);
+    assert!(result.is_ok(), "{result:?}");
+    assert!(events.contains(&Event::Reconciled { found: true }), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::Retry { purpose: Purpose::Lookup, .. })), "{events:?}");
+    assert_eq!(p.sim.task_counts(), (1, 0));
+}
+
+/// Batch tasks cannot be listed, so a batch create in doubt cannot be looked for and stays in doubt.
+#[test]
+fn a_batch_create_in_doubt_stays_unknown() {
+    let mut p = Platform::new(quiet_config());
+    p.inject(|seen| {
+        if seen.purpose == Purpose::Request { Fault::Drop(TransportFailure::ResetAfterSend) } else { Fault::Pass }
+    });
+    let mut core = p.core();
+    let param = iot_model::DeviceCmdParam::new(
+        iot_model::DeviceCmdType::Broadcast,
+        iot_model::Command::new("Maintenance".into(), "REBOOT".into()),
+    );
+    let app = iot_model::AppId::new(iot_sim::sim::DEFAULT_APP_ID).unwrap();
+    let request = iot_proto::CreateBatchTask::new(iot_model::BatchTaskRequest::device_cmd(app, 120, "reboot", param));
+    let (result, _) = harness::call(&mut core, &mut p, &request);
+    let err = result.unwrap_err();
+    assert_may_exist(&err, "CreateBatchTask");
+    assert_eq!(p.sent(Purpose::Lookup), 0);
+    assert_eq!(p.sim.task_counts(), (0, 1));
 }
 
 /// A query that keeps failing with 500 is tried three times (the default attempts), with growing backoff caps.
