@@ -798,6 +798,15 @@ impl Simulator {
     }
 }
 
+/// `t` as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(t: SystemTime) -> Option<http::HeaderValue> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let text = time::OffsetDateTime::from(t).format(format).ok()?;
+    http::HeaderValue::from_str(&text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -837,13 +846,4 @@ mod tests {
         let debug = format!("{sim:?}");
         assert!(!debug.contains(DEFAULT_SECRET));
     }
-}
-
-/// `t` as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
-fn http_date(t: SystemTime) -> Option<http::HeaderValue> {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let text = time::OffsetDateTime::from(t).format(format).ok()?;
-    http::HeaderValue::from_str(&text).ok()
 }
