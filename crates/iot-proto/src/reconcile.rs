@@ -28,7 +28,7 @@ const MAX_PAGES: u32 = 100;
 
 /// How far before the call's start (on the platform's clock) a task may have been created and still be its:
 /// the `Date` header has a resolution of one second, and the platform's clocks may differ by a little.
-pub(crate) const CLOCK_MARGIN: Duration = Duration::from_secs(5);
+pub(crate) const CLOCK_MARGIN: Duration = Duration::from_secs(2);
 
 /// What a search concluded.
 #[derive(Debug)]

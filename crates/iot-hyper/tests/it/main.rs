@@ -4,6 +4,7 @@
 
 mod client;
 mod e2e;
+mod reuse;
 mod sim_support;
 mod support;
 mod tracing_events;
