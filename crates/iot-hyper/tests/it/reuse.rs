@@ -3,7 +3,6 @@
 //! platform acted on it) stands in for the race every pooled client meets: the request went out, no answer
 //! comes back. Over many creates the client must neither fail nor create a task twice.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
