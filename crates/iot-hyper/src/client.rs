@@ -448,6 +448,12 @@ fn trace_event(event: &Event, now: Instant) {
             wait_ms = until.saturating_duration_since(now).as_millis() as u64,
             "paced by the rate limit"
         ),
+        Event::Reconciled { found: true } => {
+            tracing::warn!("the create's answer was lost; the task it made was found and is returned")
+        }
+        Event::Reconciled { found: false } => {
+            tracing::warn!("the create's answer was lost; it made no task, so it is sent again")
+        }
         other => tracing::debug!(?other, "call event"),
     }
 }
