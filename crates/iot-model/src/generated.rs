@@ -6,6 +6,12 @@
 pub mod limits {
     /// Most device ids or device group names one upgrade task may target.
     pub const MAX_TARGETS: u64 = 256;
+    /// Most device ids one DeviceCmd batch task may list in `deviceList`; the contract names no limit, this is the SDK's own (see docs/decisions.md).
+    pub const MAX_BATCH_DEVICES: u64 = 1000;
+    /// Most groups one DeviceCmd batch task may list in `groupList`; the SDK's own limit, the same as an upgrade task's (see docs/decisions.md).
+    pub const MAX_BATCH_GROUPS: u64 = 256;
+    /// Most tags one batch task may carry; the SDK's own limit (see docs/decisions.md).
+    pub const MAX_BATCH_TAGS: u64 = 256;
     /// Longest value the platform accepts for names, ids and filter strings.
     pub const MAX_STRING_LEN: u64 = 256;
     /// Fewest platform-side retries a policy with retryType may ask for.
@@ -1249,7 +1255,7 @@ pub struct DeviceCmdParam {
     /// How the task chooses its devices.
     #[serde(rename = "type")]
     pub kind: crate::DeviceCmdType,
-    /// Devices to command; required for `DeviceList`.
+    /// Devices to command; required for `DeviceList`; at most MAX_BATCH_DEVICES (checked by iot-proto's rules, since `param` travels as a JSON object).
     #[serde(rename = "deviceList", default, skip_serializing_if = "Option::is_none")]
     pub device_list: Option<Vec<crate::DeviceId>>,
     /// Device type to command; required for `DeviceType`.
@@ -1279,7 +1285,7 @@ pub struct DeviceCmdParam {
         skip_serializing_if = "Option::is_none"
     )]
     pub device_location: Option<String>,
-    /// Groups to command; required for `GroupList` and `GroupIdList`.
+    /// Groups to command; required for `GroupList` and `GroupIdList`; at most MAX_BATCH_GROUPS (checked by iot-proto's rules).
     #[serde(rename = "groupList", default, skip_serializing_if = "Option::is_none")]
     pub group_list: Option<Vec<String>>,
     /// The command to deliver.
@@ -1394,7 +1400,7 @@ pub struct BatchTaskRequest {
     /// Task parameters; a DeviceCmdParam for DeviceCmd tasks.
     #[serde(rename = "param", deserialize_with = "crate::de::object_required")]
     pub param: crate::JsonMap<String, crate::Json>,
-    /// Tags to attach to the task.
+    /// Tags to attach to the task; at most MAX_BATCH_TAGS.
     #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<crate::Tag>>,
 }

@@ -1,6 +1,6 @@
 //! Cross-field rules of the contract that a field's own limits cannot express; called by generated glue.
 
-use iot_model::limits::CUSTOM_WINDOW_MIN_SECS;
+use iot_model::limits::{CUSTOM_WINDOW_MIN_SECS, MAX_BATCH_DEVICES, MAX_BATCH_GROUPS};
 use iot_model::{
     BatchTaskRequest, BatchTaskType, DeviceCmdParam, DeviceCmdType, ExecuteType, OperateDevices, OperatePolicy,
     Timestamp,
@@ -87,9 +87,18 @@ pub fn batch_task_request(t: &BatchTaskRequest, v: &mut Validator) {
     device_cmd_param(&param, v);
 }
 
-/// The selection a DeviceCmd param names must come with what it selects by.
+/// The selection a DeviceCmd param names must come with what it selects by, and its lists are capped.
+///
+/// `param` travels as a free JSON object, so the spec's generated checks never see these lists; the caps
+/// (`MAX_BATCH_DEVICES`, `MAX_BATCH_GROUPS`) keep one request from asking a server to store an unbounded task.
 pub fn device_cmd_param(p: &DeviceCmdParam, v: &mut Validator) {
     let code = Some("100022");
+    if let Some(list) = &p.device_list {
+        v.items("param.deviceList", list.len(), MAX_BATCH_DEVICES as usize, code);
+    }
+    if let Some(list) = &p.group_list {
+        v.items("param.groupList", list.len(), MAX_BATCH_GROUPS as usize, code);
+    }
     let filled = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
     match p.kind {
         DeviceCmdType::DeviceList if p.device_list.as_ref().is_none_or(Vec::is_empty) => {

@@ -136,8 +136,12 @@ pub fn parse_request<E: Endpoint, B: AsRef<[u8]>>(req: &http::Request<B>) -> Res
         BodyKind::None => serde_json::from_slice(b"null").map_err(|e| rejection::<E>(e.to_string()))?,
         BodyKind::Json => {
             let mut de = serde_json::Deserializer::from_slice(raw);
-            serde_path_to_error::deserialize(&mut de)
-                .map_err(|e| rejection::<E>(format!("body at `{}`: {}", e.path(), e.inner())))?
+            let body = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| rejection::<E>(format!("body at `{}`: {}", e.path(), e.inner())))?;
+            // One JSON value and nothing after it but whitespace: a body with trailing bytes is not the
+            // document the client meant, and acting on its first part would create what nobody asked for.
+            de.end().map_err(|e| rejection::<E>(format!("body has bytes after its JSON value: {e}")))?;
+            body
         }
         BodyKind::Form => serde_urlencoded::from_bytes(raw).map_err(|e| rejection::<E>(format!("form body: {e}")))?,
     };

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use crate::pki::TestPki;
-use crate::server::{self, Handler, RunningServer, ServerConfig, ServerError, TlsMode};
-use crate::sim::{SimConfig, Simulator};
+use crate::server::{self, Admission, Gate, Handler, Limits, RunningServer, ServerConfig, ServerError, TlsMode};
+use crate::sim::{HeadCheck, Prepared, SimConfig, Simulator};
 
 /// Maps real time onto simulated time: `start + elapsed * scale`.
 #[derive(Clone, Copy, Debug)]
@@ -64,11 +64,19 @@ pub struct EmbeddedOptions {
     pub start: SystemTime,
     /// Keep a copy of every request received, for wire-level assertions (default off).
     pub record_requests: bool,
+    /// The server's limits on bodies, deadlines, connections and buffered bytes (default: [`Limits::default`]).
+    pub limits: Limits,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        Self { transport: Transport::Http, time_scale: 1.0, start: SystemTime::now(), record_requests: false }
+        Self {
+            transport: Transport::Http,
+            time_scale: 1.0,
+            start: SystemTime::now(),
+            record_requests: false,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -96,6 +104,12 @@ impl EmbeddedOptions {
         self.record_requests = true;
         self
     }
+
+    /// Serves under these limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
 }
 
 struct Shared {
@@ -121,8 +135,15 @@ impl std::fmt::Debug for EmbeddedSim {
 
 /// The handler that runs the simulator core for each request, at the clock's simulated time.
 pub fn handler(sim: Simulator, clock: SimClock) -> Handler {
+    gated_handler(sim, clock).1
+}
+
+/// The gate and the handler that run one simulator core, at the clock's simulated time: the gate answers calls
+/// without valid credentials (and unknown paths) from the request's head, before a server reads their body
+/// (see [`Simulator::check_head`]); give both to [`server::start_gated`].
+pub fn gated_handler(sim: Simulator, clock: SimClock) -> (Gate, Handler) {
     let shared = Arc::new(Shared { sim: Mutex::new(sim), clock, skew: Mutex::new(Duration::ZERO), recorded: None });
-    shared_handler(shared)
+    (shared_gate(shared.clone()), shared_handler(shared))
 }
 
 impl Shared {
@@ -131,13 +152,34 @@ impl Shared {
     }
 }
 
+fn shared_gate(shared: Arc<Shared>) -> Gate {
+    Arc::new(move |head: &http::request::Parts| {
+        let now = shared.now();
+        let verdict = shared.sim.lock().unwrap_or_else(PoisonError::into_inner).check_head(now, head);
+        match verdict {
+            HeadCheck::Read { max_body } => Admission::Read(max_body),
+            HeadCheck::Answer(answer) => {
+                // A call answered from its head alone still reached the simulator; record it, without the body
+                // that was never read, so wire-level assertions see every request.
+                if let Some(log) = &shared.recorded {
+                    let req = http::Request::from_parts(head.clone(), Bytes::new());
+                    log.lock().unwrap_or_else(PoisonError::into_inner).push(req);
+                }
+                Admission::Answer(answer)
+            }
+        }
+    })
+}
+
 fn shared_handler(shared: Arc<Shared>) -> Handler {
     Arc::new(move |req: http::Request<Bytes>| {
         if let Some(log) = &shared.recorded {
             log.lock().unwrap_or_else(PoisonError::into_inner).push(req.clone());
         }
+        // The body is read into its typed form before the lock is taken, so a large body delays only its own call.
+        let prepared = Prepared::new(req);
         let now = shared.now();
-        shared.sim.lock().unwrap_or_else(PoisonError::into_inner).handle(now, req)
+        shared.sim.lock().unwrap_or_else(PoisonError::into_inner).handle_prepared(now, prepared)
     })
 }
 
@@ -165,7 +207,8 @@ impl EmbeddedSim {
                 (mode, Some(pki))
             }
         };
-        let server = server::start(ServerConfig::with_tls(tls), shared_handler(shared.clone())).await?;
+        let config = ServerConfig { limits: options.limits, ..ServerConfig::with_tls(tls) };
+        let server = server::start_gated(config, shared_gate(shared.clone()), shared_handler(shared.clone())).await?;
         Ok(Self { server, shared, pki })
     }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Parser, ValueEnum};
 use iot_model::{AppId, AppSecret};
-use iot_sim::embedded::{SimClock, handler};
+use iot_sim::embedded::{SimClock, gated_handler};
 use iot_sim::pki::TestPki;
-use iot_sim::server::{self, ServerConfig, ServerError, TlsMode};
+use iot_sim::server::{self, Limits, ServerConfig, ServerError, TlsMode};
 use iot_sim::sim::{
     AppConfig, DEFAULT_APP_ID, DEFAULT_FAILURE_RATE, DEFAULT_FLEET_SIZE, DEFAULT_SECRET, DEFAULT_SEED, Faults,
     FleetSpec, SimConfig, SimError, Simulator,
@@ -83,6 +83,36 @@ struct Args {
     /// Answer every n-th call with 500/50252, to exercise clients' retries (0 = never).
     #[arg(long, default_value_t = 0)]
     fail_every: u64,
+    /// The largest request body in bytes; larger ones are answered 413.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_REQUEST_BODY)]
+    max_body: usize,
+    /// Milliseconds a request's body may take to arrive once its head is in; 408 after.
+    #[arg(long, default_value_t = server::DEFAULT_BODY_READ_TIMEOUT.as_millis() as u64)]
+    body_timeout_ms: u64,
+    /// Milliseconds a request's head may take to arrive (also the idle keep-alive limit), and its body and answer.
+    #[arg(long, default_value_t = server::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)]
+    request_timeout_ms: u64,
+    /// The most connections served at once; more are closed on accept.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// The most request-body bytes buffered across all requests in flight; a body that does not fit gets 503.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_BUFFERED_BYTES)]
+    max_buffered_bytes: usize,
+}
+
+/// The server limits the options ask for.
+fn limits(args: &Args) -> Result<Limits, CliError> {
+    if args.max_connections == 0 || args.body_timeout_ms == 0 || args.request_timeout_ms == 0 {
+        return Err(CliError::Usage(
+            "--max-connections, --body-timeout-ms and --request-timeout-ms must be positive".to_owned(),
+        ));
+    }
+    Ok(Limits::default()
+        .with_max_request_body(args.max_body)
+        .with_body_read_timeout(Duration::from_millis(args.body_timeout_ms))
+        .with_request_timeout(Duration::from_millis(args.request_timeout_ms))
+        .with_max_connections(args.max_connections)
+        .with_max_buffered_bytes(args.max_buffered_bytes))
 }
 
 /// Why the binary could not start.
@@ -240,6 +270,11 @@ impl fmt::Display for Banner<'_> {
             n => writeln!(f, "  rate limit:  {n} calls per minute per app")?,
         }
         writeln!(f, "  tokens:      access {} s, refresh 24 h", a.token_lifetime)?;
+        writeln!(
+            f,
+            "  limits:      body {} bytes in {} ms, request {} ms, {} connections, {} bytes buffered",
+            a.max_body, a.body_timeout_ms, a.request_timeout_ms, a.max_connections, a.max_buffered_bytes
+        )?;
         if let Some([ca, cert, key]) = &self.pki_files {
             writeln!(f, "  trust CA:    {}", ca.display())?;
             if self.mutual {
@@ -258,6 +293,7 @@ async fn run(args: Args) -> Result<(), CliError> {
         return Err(CliError::Usage(format!("--time-scale must be a positive number, got {}", args.time_scale)));
     }
     let config = sim_config(&args)?;
+    let limits = limits(&args)?;
     let security = security(&args)?;
     let mutual = matches!(security.mode, TlsMode::MutualTls { .. });
     let pki_files = match &security.pki {
@@ -272,7 +308,9 @@ async fn run(args: Args) -> Result<(), CliError> {
     let clock = SimClock::new(SystemTime::now(), args.time_scale);
     let mut server_config = ServerConfig::with_tls(security.mode);
     server_config.addr = args.addr;
-    let running = server::start(server_config, handler(sim, clock)).await.map_err(CliError::Server)?;
+    server_config.limits = limits;
+    let (gate, handler) = gated_handler(sim, clock);
+    let running = server::start_gated(server_config, gate, handler).await.map_err(CliError::Server)?;
     let banner = Banner { base_url: running.base_url(), args: &args, devices, packages, pki_files, mutual };
     println!("{banner}");
     // Waiting for Ctrl-C can only fail when no signal handler can be installed; then stop at once.
@@ -319,6 +357,27 @@ mod tests {
         assert_eq!(c.apps.len(), 1);
         assert_eq!(c.apps[0].app_id.as_str(), DEFAULT_APP_ID);
         assert!(matches!(security(&a).unwrap().mode, TlsMode::Plain));
+        assert_eq!(limits(&a).unwrap(), Limits::default());
+    }
+
+    #[test]
+    fn limit_options_shape_the_server() {
+        let a = args(&[
+            "--max-body",
+            "100",
+            "--body-timeout-ms",
+            "200",
+            "--request-timeout-ms",
+            "300",
+            "--max-connections",
+            "4",
+            "--max-buffered-bytes",
+            "1000",
+        ]);
+        let l = limits(&a).unwrap();
+        assert_eq!((l.max_request_body, l.max_connections, l.max_buffered_bytes), (100, 4, 1000));
+        assert_eq!((l.body_read_timeout, l.request_timeout), (Duration::from_millis(200), Duration::from_millis(300)));
+        assert!(limits(&args(&["--max-connections", "0"])).is_err());
     }
 
     #[test]

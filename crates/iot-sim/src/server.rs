@@ -3,6 +3,20 @@
 //! It speaks HTTP/1.1 over plain TCP, TLS, or mutual TLS (rustls with the ring provider chosen explicitly).
 //! Every task it starts is owned by a [`RunningServer`]: dropping it or calling [`RunningServer::shutdown`] stops the
 //! accept loop and every connection, so nothing outlives a test.
+//!
+//! # Holding under attack
+//!
+//! A client that is slow or hostile cannot pin the server's memory or its connections for long:
+//! - a request's head must arrive within [`Limits::request_timeout`] (an idle keep-alive connection waits
+//!   that long for the next head, then is closed); its body must arrive within [`Limits::body_read_timeout`]
+//!   and its body and answer within `request_timeout`, else it is answered 408 and its connection closed;
+//! - a [`Gate`] sees each request's head before any of its body is read, and may answer at once (for example
+//!   a call without valid credentials) or lower the body's size cap (for example for a login);
+//! - at most [`Limits::max_connections`] connections are served at once; the ones beyond are closed as soon
+//!   as they are accepted;
+//! - the bodies being read by all requests together hold at most [`Limits::max_buffered_bytes`] bytes:
+//!   a request reserves its body's size (its `content-length`, or its cap when the length is not declared)
+//!   before reading it, and a request that does not fit is answered 503 at once.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -25,12 +39,45 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 /// The request handler: a synchronous function from a request with its whole body to a response.
 pub type Handler = Arc<dyn Fn(Request<Bytes>) -> Response<Vec<u8>> + Send + Sync>;
+
+/// Looks at a request's head before any of its body is read, and decides what happens to it.
+pub type Gate = Arc<dyn Fn(&http::request::Parts) -> Admission + Send + Sync>;
+
+/// What a [`Gate`] decides from a request's head.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Read the body: under [`Limits::max_request_body`] with `None`, under the smaller of the two with
+    /// `Some(cap)`.
+    Read(Option<usize>),
+    /// Send this answer without reading the body; when the request announced a body, the connection is closed
+    /// after it, since the unread body cannot be skipped cheaply.
+    Answer(Response<Vec<u8>>),
+}
+
+/// The default of [`Limits::max_request_body`]: 1 MiB, far above any body the contract describes (an
+/// upgrade task of 256 device ids of 256 characters is about 70 KiB).
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+/// The default of [`Limits::body_read_timeout`]: 10 s, enough for a 1 MiB body at 1 Mbit/s.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default of [`Limits::request_timeout`]: 30 s, hyper's own default for reading a request's head.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default of [`Limits::max_connections`]: 256, far more than a test suite or a few SDK clients open
+/// (their pools keep a handful each), and few enough that idle sockets cannot exhaust the process's descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// The default of [`Limits::max_buffered_bytes`]: 64 MiB, room for 64 requests with bodies of the default
+/// maximum at once, while a crowd of clients can hold no more than that.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 
 /// How long a client may take to complete the TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,8 +158,8 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Plain, TLS or mutual TLS.
     pub tls: TlsMode,
-    /// The largest request body accepted; larger bodies are answered with 413. The default is 1 MiB.
-    pub max_request_body: usize,
+    /// How much a client may take: body sizes, deadlines, connections, buffered bytes.
+    pub limits: Limits,
 }
 
 impl Default for ServerConfig {
@@ -120,8 +167,73 @@ impl Default for ServerConfig {
         ServerConfig {
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             tls: TlsMode::Plain,
-            max_request_body: 1024 * 1024,
+            limits: Limits::default(),
         }
+    }
+}
+
+/// How much the server lets clients take; see the module documentation for how each is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The largest request body accepted; larger bodies are answered with 413 ([`DEFAULT_MAX_REQUEST_BODY`]).
+    pub max_request_body: usize,
+    /// How long reading one request's body may take once its head has arrived; a body still incomplete then is
+    /// answered 408 and the connection closed ([`DEFAULT_BODY_READ_TIMEOUT`]).
+    pub body_read_timeout: Duration,
+    /// How long a request's head may take to arrive (which also bounds an idle keep-alive connection), and
+    /// how long its body and answer may take together; 408 and a closed connection after
+    /// ([`DEFAULT_REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
+    /// The most connections served at once; a connection beyond it is closed as soon as it is accepted
+    /// ([`DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// The most request-body bytes buffered by all requests in flight together; a request whose body does not
+    /// fit is answered 503 without reading it ([`DEFAULT_MAX_BUFFERED_BYTES`]).
+    pub max_buffered_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets the largest request body.
+    pub fn with_max_request_body(mut self, bytes: usize) -> Self {
+        self.max_request_body = bytes;
+        self
+    }
+
+    /// Sets the deadline for reading one request's body.
+    pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// Sets the deadline for a request's head, and for its body and answer.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the most connections served at once.
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// Sets the most body bytes buffered by all requests in flight.
+    pub fn with_max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffered_bytes = bytes;
+        self
     }
 }
 
@@ -182,8 +294,14 @@ impl Drop for RunningServer {
     }
 }
 
-/// Binds the listener and starts serving `handler` in the background.
+/// Binds the listener and starts serving `handler` in the background; every request's body is read.
 pub async fn start(config: ServerConfig, handler: Handler) -> Result<RunningServer, ServerError> {
+    start_gated(config, Arc::new(|_: &http::request::Parts| Admission::Read(None)), handler).await
+}
+
+/// Binds the listener and starts serving in the background: `gate` sees each request's head first and decides
+/// whether its body is read, then `handler` answers it.
+pub async fn start_gated(config: ServerConfig, gate: Gate, handler: Handler) -> Result<RunningServer, ServerError> {
     let acceptor = match &config.tls {
         TlsMode::Plain => None,
         TlsMode::Tls { cert_chain_pem, key_pem } => Some(tls_acceptor(cert_chain_pem, key_pem, None)?),
@@ -199,14 +317,30 @@ pub async fn start(config: ServerConfig, handler: Handler) -> Result<RunningServ
         format!("http://{}", reachable(local_addr))
     };
     let (stop, stopped) = oneshot::channel();
-    let shared = Arc::new(Shared { handler, max_request_body: config.max_request_body });
+    let limits = config.limits;
+    let shared = Arc::new(Shared {
+        handler,
+        gate,
+        max_request_body: limits.max_request_body,
+        body_read_timeout: limits.body_read_timeout,
+        request_timeout: limits.request_timeout,
+        connections: Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS))),
+        buffered: Arc::new(Semaphore::new(limits.max_buffered_bytes.min(Semaphore::MAX_PERMITS))),
+    });
     let task = tokio::spawn(accept_loop(listener, acceptor, shared, stopped));
     Ok(RunningServer { base_url, local_addr, stop: Some(stop), task: Some(task) })
 }
 
 struct Shared {
     handler: Handler,
+    gate: Gate,
     max_request_body: usize,
+    body_read_timeout: Duration,
+    request_timeout: Duration,
+    /// One permit per connection being served.
+    connections: Arc<Semaphore>,
+    /// One permit per body byte that requests in flight may buffer.
+    buffered: Arc<Semaphore>,
 }
 
 /// Replaces a wildcard bind address by the loopback address of the same family, which a client can dial.
@@ -274,8 +408,15 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
+                // Over the limit the connection is dropped at once: the client sees it closed instead of waiting in
+                // the backlog, and the server spends nothing on it.
+                let Ok(permit) = shared.connections.clone().try_acquire_owned() else { continue };
                 let _ = stream.set_nodelay(true);
-                connections.spawn(serve_connection(stream, acceptor.clone(), shared.clone()));
+                let (acceptor, shared) = (acceptor.clone(), shared.clone());
+                connections.spawn(async move {
+                    serve_connection(stream, acceptor, shared).await;
+                    drop(permit);
+                });
             }
         }
     }
@@ -319,30 +460,61 @@ async fn serve_http<I>(io: I, shared: Arc<Shared>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let request_timeout = shared.request_timeout;
     let service = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+        async move {
+            let answer = match tokio::time::timeout(shared.request_timeout, handle(req, &shared)).await {
+                Ok(answer) => answer,
+                Err(_elapsed) => closing(StatusCode::REQUEST_TIMEOUT),
+            };
+            Ok::<_, Infallible>(answer)
+        }
     });
-    // Connection errors (the peer vanished, a malformed request) end only this connection.
-    let _ = hyper::server::conn::http1::Builder::new().timer(TokioTimer::new()).serve_connection(io, service).await;
+    // Connection errors (the peer vanished, a malformed request, a head that came too late) end only this
+    // connection.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(request_timeout)
+        .serve_connection(io, service)
+        .await;
 }
 
 async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
+    // The gate runs before a single body byte is read, so a refused caller costs no buffer and no wait.
+    let gate = std::panic::catch_unwind(AssertUnwindSafe(|| (shared.gate)(&parts)));
+    let cap = match gate {
+        Ok(Admission::Read(cap)) => cap.map_or(shared.max_request_body, |c| c.min(shared.max_request_body)),
+        Ok(Admission::Answer(answer)) => {
+            let answer = answer.map(|b| Full::new(Bytes::from(b)));
+            return if has_body(&parts) { close_after(answer) } else { answer };
+        }
+        Err(_) => return closing(StatusCode::INTERNAL_SERVER_ERROR),
+    };
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > shared.max_request_body as u64) {
-        return status(StatusCode::PAYLOAD_TOO_LARGE);
+    if declared.is_some_and(|len| len > cap as u64) {
+        return closing(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let body = match Limited::new(body, shared.max_request_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return status(StatusCode::PAYLOAD_TOO_LARGE);
+    // Reserve the body's bytes in the shared budget before reading any: its declared length, or its cap when
+    // it is sent chunked. The permit lives until the answer is built, as long as the bytes are held.
+    let reserve = declared.map_or(cap, |len| len as usize);
+    let _budget = match reserve_bytes(&shared.buffered, reserve) {
+        Some(permit) => permit,
+        None => return closing(StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let read = tokio::time::timeout(shared.body_read_timeout, Limited::new(body, cap).collect()).await;
+    let body = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return closing(StatusCode::PAYLOAD_TOO_LARGE);
         }
-        Err(_) => return status(StatusCode::BAD_REQUEST),
+        Ok(Err(_)) => return closing(StatusCode::BAD_REQUEST),
+        Err(_elapsed) => return closing(StatusCode::REQUEST_TIMEOUT),
     };
     let req = Request::from_parts(parts, body);
     // A panicking handler answers 500 instead of silently killing the connection.
@@ -352,9 +524,37 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
     }
 }
 
+/// Whether a request announces a body (a non-zero `content-length`, or any `transfer-encoding`).
+fn has_body(parts: &http::request::Parts) -> bool {
+    let length = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    parts.headers.contains_key(http::header::TRANSFER_ENCODING) || length.is_some_and(|v| v.trim() != "0")
+}
+
+/// Takes `bytes` permits from the budget without waiting; `None` when they are not there. A zero-byte body
+/// needs no permit. Bodies are capped far below `u32::MAX`, the most one call can take.
+fn reserve_bytes(budget: &Arc<Semaphore>, bytes: usize) -> Option<Option<OwnedSemaphorePermit>> {
+    if bytes == 0 {
+        return Some(None);
+    }
+    let n = u32::try_from(bytes).ok()?;
+    budget.clone().try_acquire_many_owned(n).ok().map(Some)
+}
+
 fn status(code: StatusCode) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = code;
+    response
+}
+
+/// An empty answer with `code` that also closes the connection.
+fn closing(code: StatusCode) -> Response<Full<Bytes>> {
+    close_after(status(code))
+}
+
+/// Marks an answer as the connection's last. It is sent before the request's body was read (or after reading
+/// it failed), and the unread rest cannot be told apart from a next request, so the connection must end.
+fn close_after(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     response
 }
 
@@ -385,7 +585,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_the_handler_and_caps_the_body() {
-        let config = ServerConfig { max_request_body: 8, ..ServerConfig::default() };
+        let config = ServerConfig { limits: Limits::default().with_max_request_body(8), ..ServerConfig::default() };
         let server = timeout(LIMIT, start(config, echo())).await.unwrap().unwrap();
         assert!(server.base_url().starts_with("http://127.0.0.1:"));
         let addr = server.local_addr();

@@ -731,6 +731,31 @@ fn device_cmd_param_rules() {
         Server::Body,
     );
     table.accepts("maxRetransmit 3", &with(broadcast().with_max_retransmit(3)));
+    // `param` is a free JSON object, so these caps come from the rules, not the generated checks.
+    let max_devices = iot_model::limits::MAX_BATCH_DEVICES as usize;
+    table.accepts(
+        "deviceList at its cap",
+        &with(kind(DeviceCmdType::DeviceList).with_device_list(devices(max_devices))),
+    );
+    table.rejects(
+        "deviceList over its cap",
+        &ok,
+        &with(kind(DeviceCmdType::DeviceList).with_device_list(devices(max_devices + 1))),
+        "param.deviceList",
+        code,
+        Server::Body,
+    );
+    let groups = |n: usize| (0..n).map(|i| format!("g-{i}")).collect::<Vec<_>>();
+    let max_groups = iot_model::limits::MAX_BATCH_GROUPS as usize;
+    table.accepts("groupList at its cap", &with(kind(DeviceCmdType::GroupList).with_group_list(groups(max_groups))));
+    table.rejects(
+        "groupList over its cap",
+        &ok,
+        &with(kind(DeviceCmdType::GroupList).with_group_list(groups(max_groups + 1))),
+        "param.groupList",
+        code,
+        Server::Body,
+    );
     let no_command = object(serde_json::json!({"type": "Broadcast"}));
     table.rejects("param without command", &ok, &batch(no_command), "param", code, Server::Body);
     let wrong_shape = object(
@@ -851,5 +876,33 @@ fn the_tables_cover_every_rule_and_limit() {
     // And every code a rule can produce is in the catalog with a status.
     for code in rule_codes.iter().chain(spec_limit_codes().iter()) {
         assert!(catalog_status(code).is_some(), "{code} has no catalog status");
+    }
+}
+
+/// A JSON body followed by anything but whitespace is refused with the endpoint family's rejection code, for
+/// every endpoint with a JSON body; trailing whitespace stays fine.
+#[test]
+fn json_bodies_with_trailing_bytes_are_refused() {
+    let upgrade = build(&upgrade(by_devices(1), None)).unwrap();
+    let batch = build(&batch(cmd_param(broadcast()))).unwrap();
+    let refresh = build(&RefreshAccessToken::new(RefreshTokenRequest::new(
+        AppId::new("app-1").unwrap(),
+        AppSecret::new("s"),
+        RefreshToken::new("r"),
+    )))
+    .unwrap();
+    let cases = [(upgrade, "120015"), (batch, "100022"), (refresh, RefreshAccessToken::META.rejection)];
+    for (good, code) in cases {
+        dispatch(&good).unwrap();
+        let mut spaced = good.clone();
+        spaced.body_mut().extend_from_slice(b" \r\n\t ");
+        dispatch(&spaced).unwrap();
+        for tail in [&b"x"[..], b"{}", b" 1", b"]", b"\0"] {
+            let mut bad = good.clone();
+            bad.body_mut().extend_from_slice(tail);
+            let err = dispatch(&bad).unwrap_err();
+            assert_eq!(err.code.as_ref().map(ErrorCode::as_str), Some(code), "{tail:?}: {err}");
+            assert_eq!(err.status, 400, "{tail:?}");
+        }
     }
 }

@@ -41,6 +41,25 @@
 //! 1010005 whatever its body. Logout revokes the access token it names if it is the app's current one (the
 //! refresh token stays usable) and answers an empty 200 either way.
 //!
+//! Tokens are 32 hexadecimal digits of an HMAC-SHA256 keyed by the app's secret over the seed, the app id and
+//! a per-app issue counter. Everything else follows from the seed alone, and the default seed is public, so a
+//! token drawn from the seed would let anyone who knows it in without the secret; keyed by the secret, the same
+//! seed and secret still give the same tokens, and nobody without the secret can predict one.
+//!
+//! # Holding under attack
+//!
+//! [`Simulator::check_head`] gives a server the answer to a request from its head alone, before any of its
+//! body is read: an unknown path, a wrong method, or an authenticated endpoint without `app_key` and a current
+//! token of that app. It also tells the server how much body to read at most: [`SMALL_BODY_LIMIT`] for login,
+//! refresh, logout and the endpoints without a body. Requests are read strictly: a JSON body with anything but
+//! whitespace after its value answers the endpoint's bad-request code (120015 for the upgrade endpoints,
+//! 100022 for batch tasks, 50400 for refresh, 102202 for logout) and changes nothing, and every list a request
+//! carries is capped:
+//! an upgrade task's `devices` and `deviceGroups` at the contract's 256 (123024), a batch task's `tags` at 256,
+//! and a DeviceCmd `param`'s `deviceList` at `MAX_BATCH_DEVICES` (1000) and `groupList` at `MAX_BATCH_GROUPS`
+//! (256), all 100022 (see `iot_model::limits`). The command's own `paras` is free JSON defined by the device's
+//! profile; only the server's body cap bounds it.
+//!
 //! # Requests and answers
 //!
 //! Paths are matched by iot-proto's router: one trailing `/` is accepted on every path (`POST .../tasks/`),
@@ -60,9 +79,10 @@
 //! [`SimConfig::rate_limit`] (100 calls per 60 s per app by default, `None` to switch it off) is a sliding
 //! window: a call is refused with 403/1010009 when the app already had that many admitted calls in the window
 //! ending now. Refused calls are not recorded, so a client that backs off recovers as soon as its oldest calls
-//! leave the window. Every call that names a known app counts, before its token or body is checked: for
-//! authenticated calls the app in `app_key`; for login and refresh the appId in the body (so login counts,
-//! and a client cannot escape throttling by logging in again). Calls naming no known app are not counted.
+//! leave the window. A call counts once it has proved it is the app, before its body is checked: for
+//! authenticated calls once its token is the current one of the app in `app_key`; for login and refresh once
+//! the secret is right (so login counts, and a client cannot escape throttling by logging in again). Calls that
+//! fail authentication are not counted, so a stranger who names an app cannot spend its quota and throttle it.
 //!
 //! # Upgrade tasks
 //!
@@ -120,7 +140,9 @@
 //! Codes the simulator invents start with 9 and are listed in [`codes`]: a path no endpoint has answers
 //! 404/[`codes::NOT_FOUND`], a known path with the wrong method 405/[`codes::METHOD_NOT_ALLOWED`] with an
 //! `Allow` header, and batch subtask errors use the `9000xx` codes. [`Faults::fail_every_nth`] makes every n-th
-//! call (counting calls that reached an endpoint) answer 500/50252 without any other effect.
+//! call (counting calls that reached an endpoint) answer 500/50252 without any other effect; behind a server, a
+//! call answered from its head by [`Simulator::check_head`] never reaches [`Simulator::handle`] and is not
+//! counted.
 
 mod auth;
 mod batch;
@@ -128,9 +150,11 @@ pub mod fleet;
 pub mod rng;
 mod upgrade;
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::num::NonZeroU64;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{ALLOW, HeaderValue};
@@ -158,6 +182,11 @@ pub const DEFAULT_SEED: u64 = 1;
 pub const DEFAULT_FLEET_SIZE: usize = 300;
 /// The share of upgrade attempts and commands that fail in a default configuration.
 pub const DEFAULT_FAILURE_RATE: f64 = 0.1;
+/// The largest body [`Simulator::check_head`] lets a server read for a call that presents no bearer token
+/// (login, refresh) or that has no body of its own (queries, deletions, logout): 8 KiB. The biggest legitimate one
+/// is a refresh of an appId and a secret of 256 characters each, all percent-encoded 4-byte characters
+/// (about 3 KiB each), plus a token; anything larger is not a call the platform would answer.
+pub const SMALL_BODY_LIMIT: usize = 8 * 1024;
 
 /// Error codes the simulator invents where the platform documents none; all start with 9.
 pub mod codes {
@@ -247,7 +276,7 @@ impl Faults {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SimConfig {
-    /// Seed of every random choice (fleet, ids, tokens, task timelines).
+    /// Seed of every random choice (fleet, ids, task timelines); tokens also depend on the app's secret.
     pub seed: u64,
     /// The apps that may log in.
     pub apps: Vec<AppConfig>,
@@ -411,6 +440,94 @@ fn sim_error(status: http::StatusCode, code: &str, desc: String) -> http::Respon
     server::error_response(&error)
 }
 
+/// What [`Simulator::check_head`] decides from a request's head.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HeadCheck {
+    /// Read the body, at most `max_body` bytes when given; then call [`Simulator::handle`].
+    Read {
+        /// The most body bytes this endpoint can take, when it has its own cap.
+        max_body: Option<usize>,
+    },
+    /// The whole answer, to send without reading the body.
+    Answer(http::Response<Vec<u8>>),
+}
+
+/// A request's typed form, as [`Endpoint::try_from_http_request`] read it; boxed so that one type carries any
+/// endpoint's.
+type Parsed = Result<Box<dyn Any + Send>, ApiError>;
+
+/// A request whose body has been read into its endpoint's typed form, without the simulator.
+///
+/// Reading a body (JSON of up to a megabyte, with every id checked) is the costly, stateless part of a call.
+/// [`Prepared::new`] does it without touching any state, so a server can run it before taking the lock around
+/// the simulator and [`Simulator::handle_prepared`] holds the lock only for the call's effect: a large or
+/// malformed body then stalls nobody else. The answer is the same as [`Simulator::handle`] gives: credentials
+/// and the rate limit are still checked before a parse error is answered.
+pub struct Prepared<B> {
+    req: http::Request<B>,
+    parsed: Option<Parsed>,
+}
+
+impl<B> fmt::Debug for Prepared<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The request may carry a secret or a token; only its method and path are shown.
+        f.debug_struct("Prepared").field("method", self.req.method()).field("path", &self.req.uri().path()).finish()
+    }
+}
+
+impl<B: AsRef<[u8]>> Prepared<B> {
+    /// Routes `req` and reads it as its endpoint's typed request; a request no endpoint takes is kept as it is.
+    pub fn new(req: http::Request<B>) -> Self {
+        fn parse<E: Endpoint + Send + 'static, B: AsRef<[u8]>>(req: &http::Request<B>) -> Option<Parsed> {
+            Some(E::try_from_http_request(req).map(|e| Box::new(e) as Box<dyn Any + Send>))
+        }
+        let route = ROUTER.get_or_init(Router::new).route(req.method(), req.uri().path());
+        let parsed = match route.map(|r| r.endpoint) {
+            Ok(EndpointId::Login) => parse::<Login, B>(&req),
+            Ok(EndpointId::RefreshAccessToken) => parse::<RefreshAccessToken, B>(&req),
+            Ok(EndpointId::Logout) => parse::<Logout, B>(&req),
+            Ok(EndpointId::QueryPackageList) => parse::<QueryPackageList, B>(&req),
+            Ok(EndpointId::QueryPackage) => parse::<QueryPackage, B>(&req),
+            Ok(EndpointId::DeletePackage) => parse::<DeletePackage, B>(&req),
+            Ok(EndpointId::CreateSoftwareUpgradeTask) => parse::<CreateSoftwareUpgradeTask, B>(&req),
+            Ok(EndpointId::CreateFirmwareUpgradeTask) => parse::<CreateFirmwareUpgradeTask, B>(&req),
+            Ok(EndpointId::QueryUpgradeTask) => parse::<QueryUpgradeTask, B>(&req),
+            Ok(EndpointId::QuerySubOperations) => parse::<QuerySubOperations, B>(&req),
+            Ok(EndpointId::QueryUpgradeTaskList) => parse::<QueryUpgradeTaskList, B>(&req),
+            Ok(EndpointId::CreateBatchTask) => parse::<CreateBatchTask, B>(&req),
+            Ok(EndpointId::QueryBatchTask) => parse::<QueryBatchTask, B>(&req),
+            Ok(EndpointId::QueryTaskDetails) => parse::<QueryTaskDetails, B>(&req),
+            _ => None,
+        };
+        Self { req, parsed }
+    }
+}
+
+/// The router [`Prepared::new`] uses; built once, since it is the same for every simulator.
+static ROUTER: OnceLock<Router> = OnceLock::new();
+
+/// The typed request `pre` holds for `E`, or `req` read now when it holds none.
+fn take_parsed<E: Endpoint + 'static, B: AsRef<[u8]>>(
+    pre: &mut Option<Parsed>,
+    req: &http::Request<B>,
+) -> Result<E, ApiError> {
+    match pre.take() {
+        Some(Ok(any)) => match any.downcast::<E>() {
+            Ok(ep) => Ok(*ep),
+            // Only reachable if routing disagreed with itself; reading again is always right.
+            Err(_) => E::try_from_http_request(req),
+        },
+        Some(Err(e)) => Err(e),
+        None => E::try_from_http_request(req),
+    }
+}
+
+/// The answer to a call without `app_key` and a current access token of that app.
+fn token_invalid() -> ApiError {
+    ApiError::new(ErrorCode::TokenInvalid, "the app_key or the access token is invalid or expired")
+}
+
 /// The outcome of a call, turned into its answer.
 fn respond<E: Endpoint>(result: Result<E::Response, ApiError>) -> http::Response<Vec<u8>> {
     match result {
@@ -538,17 +655,65 @@ impl Simulator {
         self.apply_versions(now);
     }
 
+    /// Looks at a request's head before its body is read, at simulated time `now`, changing nothing.
+    ///
+    /// [`HeadCheck::Answer`] is the whole answer, to send without reading the body: an unknown path (404), a wrong
+    /// method (405), or an authenticated endpoint called without `app_key` and a current bearer token of that app
+    /// (403/1010005, the answer [`Simulator::handle`] would give whatever the body). [`HeadCheck::Read`] with
+    /// `Some(n)` asks to read at most `n` bytes of body ([`SMALL_BODY_LIMIT`] for login, refresh, logout and the
+    /// body-less endpoints; a larger body is no call this endpoint can take), with `None` leaves the cap to the
+    /// server. The check is repeated by
+    /// `handle`, which stays the authority, so a token revoked in between is still refused there.
+    pub fn check_head(&self, now: SystemTime, head: &http::request::Parts) -> HeadCheck {
+        let now = self.clock.max(to_ms(now));
+        let path = head.uri.path();
+        let route = match self.router.route(&head.method, path) {
+            Ok(route) => route,
+            Err(RouteError::MethodNotAllowed) => return HeadCheck::Answer(self.method_not_allowed(&head.method, path)),
+            Err(_) => {
+                let desc = format!("no resource at {path}");
+                return HeadCheck::Answer(sim_error(http::StatusCode::NOT_FOUND, codes::NOT_FOUND, desc));
+            }
+        };
+        let small = matches!(route.endpoint, EndpointId::Login | EndpointId::RefreshAccessToken | EndpointId::Logout)
+            || route.endpoint.meta().body == iot_proto::endpoint::BodyKind::None;
+        if !matches!(route.endpoint, EndpointId::Login | EndpointId::RefreshAccessToken) {
+            let app_key = head.headers.get(APP_KEY).and_then(|v| v.to_str().ok());
+            let token = head
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let known = app_key.and_then(|k| self.app_index(k)).and_then(|i| self.apps.get(i));
+            if !matches!((known, token), (Some(app), Some(t)) if !t.is_empty() && app.access_ok(t, now)) {
+                return HeadCheck::Answer(server::error_response(&token_invalid()));
+            }
+        }
+        HeadCheck::Read { max_body: small.then_some(SMALL_BODY_LIMIT) }
+    }
+
     /// Answers one request at simulated time `now`. Every answer carries the platform's clock in `Date`, as an
     /// HTTP server's do (clients read it, for example to reconcile a create whose outcome is in doubt).
     pub fn handle<B: AsRef<[u8]>>(&mut self, now: SystemTime, req: http::Request<B>) -> http::Response<Vec<u8>> {
-        let mut response = self.answer(now, req);
+        self.handle_prepared(now, Prepared::new(req))
+    }
+
+    /// Answers a request read by [`Prepared::new`], at simulated time `now`; the same answer as
+    /// [`Simulator::handle`] gives for the same request, `Date` included.
+    pub fn handle_prepared<B: AsRef<[u8]>>(
+        &mut self,
+        now: SystemTime,
+        prepared: Prepared<B>,
+    ) -> http::Response<Vec<u8>> {
+        let mut response = self.answer(now, prepared);
         if let Some(date) = http_date(self.now()) {
             response.headers_mut().insert(http::header::DATE, date);
         }
         response
     }
 
-    fn answer<B: AsRef<[u8]>>(&mut self, now: SystemTime, req: http::Request<B>) -> http::Response<Vec<u8>> {
+    fn answer<B: AsRef<[u8]>>(&mut self, now: SystemTime, prepared: Prepared<B>) -> http::Response<Vec<u8>> {
+        let Prepared { req, parsed: mut pre } = prepared;
         let now = self.tick(now);
         let path = req.uri().path();
         let route = match self.router.route(req.method(), path) {
@@ -567,9 +732,9 @@ impl Simulator {
         }
         self.apply_versions(now);
         match route.endpoint {
-            EndpointId::Login => self.login(now, &req),
-            EndpointId::RefreshAccessToken => self.refresh(now, &req),
-            EndpointId::Logout => self.authed(now, &req, |s, _, app, ep: Logout| {
+            EndpointId::Login => self.login(now, &req, &mut pre),
+            EndpointId::RefreshAccessToken => self.refresh(now, &req, &mut pre),
+            EndpointId::Logout => self.authed(now, &req, &mut pre, |s, _, app, ep: Logout| {
                 if ep.body.access_token.expose_secret().is_empty() {
                     return Err(ApiError::new(ErrorCode::RequiredParameterMissing, "accessToken is empty"));
                 }
@@ -578,7 +743,7 @@ impl Simulator {
                 }
                 Ok(Empty)
             }),
-            EndpointId::QueryPackageList => self.authed(now, &req, |s, _, _, q: QueryPackageList| {
+            EndpointId::QueryPackageList => self.authed(now, &req, &mut pre, |s, _, _, q: QueryPackageList| {
                 let matching: Vec<&CategoryInfo> = s
                     .packages
                     .iter()
@@ -593,7 +758,7 @@ impl Simulator {
                 let (page_no, page_size, total, items) = slice_page(matching, q.page_no, q.page_size, UPGRADE_PAGING);
                 Ok(Page::from_items(page_no, page_size, total, items.into_iter().cloned().collect()))
             }),
-            EndpointId::QueryPackage => self.authed(now, &req, |s, _, _, q: QueryPackage| {
+            EndpointId::QueryPackage => self.authed(now, &req, &mut pre, |s, _, _, q: QueryPackage| {
                 s.packages.iter().find(|p| p.file_id == q.file_id).cloned().ok_or_else(|| {
                     ApiError::new(
                         ErrorCode::DeviceOrPackageNotFound,
@@ -601,7 +766,7 @@ impl Simulator {
                     )
                 })
             }),
-            EndpointId::DeletePackage => self.authed(now, &req, |s, _, _, q: DeletePackage| {
+            EndpointId::DeletePackage => self.authed(now, &req, &mut pre, |s, _, _, q: DeletePackage| {
                 let before = s.packages.len();
                 s.packages.retain(|p| p.file_id != q.file_id);
                 if s.packages.len() == before {
@@ -613,32 +778,32 @@ impl Simulator {
                 Ok(Empty)
             }),
             EndpointId::CreateSoftwareUpgradeTask => {
-                self.authed(now, &req, |s, now, _, ep: CreateSoftwareUpgradeTask| {
+                self.authed(now, &req, &mut pre, |s, now, _, ep: CreateSoftwareUpgradeTask| {
                     s.create_upgrade(now, OperateType::SoftwareUpgrade, ep.body)
                 })
             }
             EndpointId::CreateFirmwareUpgradeTask => {
-                self.authed(now, &req, |s, now, _, ep: CreateFirmwareUpgradeTask| {
+                self.authed(now, &req, &mut pre, |s, now, _, ep: CreateFirmwareUpgradeTask| {
                     s.create_upgrade(now, OperateType::FirmwareUpgrade, ep.body)
                 })
             }
             EndpointId::QueryUpgradeTask => {
-                self.authed(now, &req, |s, now, _, q: QueryUpgradeTask| s.query_upgrade(now, &q.operation_id))
+                self.authed(now, &req, &mut pre, |s, now, _, q: QueryUpgradeTask| s.query_upgrade(now, &q.operation_id))
             }
             EndpointId::QuerySubOperations => {
-                self.authed(now, &req, |s, now, _, q: QuerySubOperations| s.list_sub_operations(now, &q))
+                self.authed(now, &req, &mut pre, |s, now, _, q: QuerySubOperations| s.list_sub_operations(now, &q))
             }
             EndpointId::QueryUpgradeTaskList => {
-                self.authed(now, &req, |s, now, _, q: QueryUpgradeTaskList| Ok(s.list_upgrades(now, &q)))
+                self.authed(now, &req, &mut pre, |s, now, _, q: QueryUpgradeTaskList| Ok(s.list_upgrades(now, &q)))
             }
             EndpointId::CreateBatchTask => {
-                self.authed(now, &req, |s, now, app, ep: CreateBatchTask| s.create_batch(now, app, ep.body))
+                self.authed(now, &req, &mut pre, |s, now, app, ep: CreateBatchTask| s.create_batch(now, app, ep.body))
             }
             EndpointId::QueryBatchTask => {
-                self.authed(now, &req, |s, now, app, q: QueryBatchTask| s.query_batch(now, app, &q))
+                self.authed(now, &req, &mut pre, |s, now, app, q: QueryBatchTask| s.query_batch(now, app, &q))
             }
             EndpointId::QueryTaskDetails => {
-                self.authed(now, &req, |s, now, app, q: QueryTaskDetails| s.query_task_details(now, app, &q))
+                self.authed(now, &req, &mut pre, |s, now, app, q: QueryTaskDetails| s.query_task_details(now, app, &q))
             }
             _ => sim_error(http::StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("no resource at {path}")),
         }
@@ -714,85 +879,97 @@ impl Simulator {
         Err(ApiError::new(ErrorCode::Throttled, format!("app {} exceeded its call rate; retry later", a.config.app_id)))
     }
 
-    /// Checks `app_key` and the bearer token (after the rate limit) and returns the caller's app.
+    /// Checks `app_key` and the bearer token, then counts the call against the app's rate limit, and returns the
+    /// caller's app. The token comes first so that a stranger who names an app but holds no token of it cannot
+    /// spend the app's quota and throttle it.
     fn authenticate<B>(&mut self, now: Ms, req: &http::Request<B>) -> Result<AppId, ApiError> {
-        let invalid =
-            || ApiError::new(ErrorCode::TokenInvalid, "the app_key or the access token is invalid or expired");
-        let app_key = req.headers().get(APP_KEY).and_then(|v| v.to_str().ok()).ok_or_else(invalid)?;
-        let app = self.app_index(app_key).ok_or_else(invalid)?;
-        self.admit(app, now)?;
-        let (_, token) = server::bearer_auth(req).ok_or_else(invalid)?;
-        let state = self.apps.get(app).ok_or_else(invalid)?;
+        let app_key = req.headers().get(APP_KEY).and_then(|v| v.to_str().ok()).ok_or_else(token_invalid)?;
+        let app = self.app_index(app_key).ok_or_else(token_invalid)?;
+        let (_, token) = server::bearer_auth(req).ok_or_else(token_invalid)?;
+        let state = self.apps.get(app).ok_or_else(token_invalid)?;
         if !state.access_ok(token.expose_secret(), now) {
-            return Err(invalid());
+            return Err(token_invalid());
         }
-        Ok(state.config.app_id.clone())
+        let app_id = state.config.app_id.clone();
+        self.admit(app, now)?;
+        Ok(app_id)
     }
 
     /// Serves an authenticated endpoint: credentials, then the request's stateless checks, then `f`.
-    fn authed<E: Endpoint, B: AsRef<[u8]>>(
+    fn authed<E: Endpoint + 'static, B: AsRef<[u8]>>(
         &mut self,
         now: Ms,
         req: &http::Request<B>,
+        pre: &mut Option<Parsed>,
         f: impl FnOnce(&mut Self, Ms, &AppId, E) -> Result<E::Response, ApiError>,
     ) -> http::Response<Vec<u8>> {
         let result = self.authenticate(now, req).and_then(|app| {
-            let ep = E::try_from_http_request(req)?;
+            let ep = take_parsed::<E, B>(pre, req)?;
             f(self, now, &app, ep)
         });
         respond::<E>(result)
     }
 
-    fn login<B: AsRef<[u8]>>(&mut self, now: Ms, req: &http::Request<B>) -> http::Response<Vec<u8>> {
-        let result = Login::try_from_http_request(req).and_then(|ep| {
+    fn login<B: AsRef<[u8]>>(
+        &mut self,
+        now: Ms,
+        req: &http::Request<B>,
+        pre: &mut Option<Parsed>,
+    ) -> http::Response<Vec<u8>> {
+        let result = take_parsed::<Login, B>(pre, req).and_then(|ep| {
             let app = self.app_index(ep.body.app_id.as_str());
-            if let Some(app) = app {
-                self.admit(app, now)?;
-            }
             if ep.body.secret.expose_secret().is_empty() {
                 return Err(ApiError::new(ErrorCode::RequiredParameterMissing, "secret is empty"));
             }
             let bad = || ApiError::new(ErrorCode::BadCredentials, "the appId or the secret is wrong");
             let app = app.ok_or_else(bad)?;
-            let (life, refresh_life) = (self.token_lifetime, self.refresh_lifetime);
-            let Self { apps, ids, .. } = self;
-            let state = apps.get_mut(app).ok_or_else(bad)?;
-            if state.config.secret != ep.body.secret {
+            if self.apps.get(app).is_none_or(|s| s.config.secret != ep.body.secret) {
                 return Err(bad());
             }
+            // Counted only once the secret is right: a stranger's wrong guesses must not throttle the app.
+            self.admit(app, now)?;
+            let (life, refresh_life) = (self.token_lifetime, self.refresh_lifetime);
+            let seed = self.seed;
+            let Self { apps, .. } = self;
+            let state = apps.get_mut(app).ok_or_else(bad)?;
             if state.config.frozen {
                 return Err(ApiError::new(ErrorCode::AppFrozen, format!("app {} is frozen", state.config.app_id)));
             }
-            Ok(state.issue(ids, now, life, refresh_life))
+            Ok(state.issue(seed, now, life, refresh_life))
         });
         respond::<Login>(result)
     }
 
-    fn refresh<B: AsRef<[u8]>>(&mut self, now: Ms, req: &http::Request<B>) -> http::Response<Vec<u8>> {
-        let result = RefreshAccessToken::try_from_http_request(req).and_then(|ep| {
+    fn refresh<B: AsRef<[u8]>>(
+        &mut self,
+        now: Ms,
+        req: &http::Request<B>,
+        pre: &mut Option<Parsed>,
+    ) -> http::Response<Vec<u8>> {
+        let result = take_parsed::<RefreshAccessToken, B>(pre, req).and_then(|ep| {
             let body = ep.body;
             let app = self.app_index(body.app_id.as_str());
-            if let Some(app) = app {
-                self.admit(app, now)?;
-            }
             if body.secret.expose_secret().is_empty() || body.refresh_token.expose_secret().is_empty() {
                 return Err(ApiError::new(ErrorCode::RequiredParameterMissing, "secret or refreshToken is empty"));
             }
             let bad = || ApiError::new(ErrorCode::BadCredentials, "the appId or the secret is wrong");
             let app = app.ok_or_else(bad)?;
-            let (life, refresh_life) = (self.token_lifetime, self.refresh_lifetime);
-            let Self { apps, ids, .. } = self;
-            let state = apps.get_mut(app).ok_or_else(bad)?;
-            if state.config.secret != body.secret {
+            if self.apps.get(app).is_none_or(|s| s.config.secret != body.secret) {
                 return Err(bad());
             }
+            // As for login: only a caller who knows the secret spends the app's quota.
+            self.admit(app, now)?;
+            let (life, refresh_life) = (self.token_lifetime, self.refresh_lifetime);
+            let seed = self.seed;
+            let Self { apps, .. } = self;
+            let state = apps.get_mut(app).ok_or_else(bad)?;
             if !state.refresh_ok(body.refresh_token.expose_secret(), now) {
                 return Err(ApiError::new(
                     ErrorCode::InvalidRefreshInput,
                     "the refresh token is unknown, superseded or expired",
                 ));
             }
-            Ok(state.issue(ids, now, life, refresh_life))
+            Ok(state.issue(seed, now, life, refresh_life))
         });
         respond::<RefreshAccessToken>(result)
     }

@@ -1,8 +1,9 @@
 //! The simulator's only source of randomness: iot-proto's seeded SplitMix64, plus pure derivation of independent
 //! streams and the draws a simulation needs.
 //!
-//! Two kinds of randomness are used. Identifiers and tokens come from one sequential stream, so they depend on
-//! the seed and on the order of the requests. Everything a task will do (durations, outcomes, failure causes)
+//! Two kinds of randomness are used. Identifiers come from one sequential stream, so they depend on the seed
+//! and on the order of the requests (tokens are not drawn here: they are keyed by the app's secret, see the
+//! `auth` module). Everything a task will do (durations, outcomes, failure causes)
 //! comes from a stream derived from the seed and labels such as the task's sequence number and the device's
 //! position, so it is fixed when the task is created and does not depend on when or how often it is queried.
 

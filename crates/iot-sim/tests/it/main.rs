@@ -7,6 +7,7 @@ mod batch;
 mod catalog;
 mod choreography;
 mod determinism;
+mod hardening;
 mod listening;
 mod shapes;
 mod support;
