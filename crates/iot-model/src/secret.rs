@@ -1,4 +1,11 @@
-//! Secret strings (app secret, access token, refresh token) that never print their value.
+//! Secret strings (app secret, access token, refresh token) that never print their value and are wiped from
+//! memory when dropped.
+//!
+//! A secret cannot be serialized by accident:
+//!
+//! ```compile_fail
+//! let json = serde_json::to_string(&iot_model::AppSecret::new("s3cr3t"));
+//! ```
 
 use std::fmt;
 
@@ -11,14 +18,15 @@ macro_rules! secret_type {
         /// `Debug` and `Display` print `[redacted]`; the value is reached only through
         /// [`expose_secret`](Self::expose_secret). The type does not implement `Serialize`, so a secret
         /// cannot reach a log or a JSON document by accident; request bodies write it through
-        /// [`serialize_exposed`](crate::secret::serialize_exposed) on purpose.
+        /// [`serialize_exposed`](crate::secret::serialize_exposed) on purpose. Its bytes are overwritten with
+        /// zeros when it is dropped (`zeroize`), so a freed secret does not linger in the heap.
         #[derive(Clone, PartialEq, Eq, Hash)]
-        pub struct $name(Box<str>);
+        pub struct $name(String);
 
         impl $name {
             /// Wraps a secret value.
             pub fn new(value: impl Into<String>) -> Self {
-                Self(value.into().into_boxed_str())
+                Self(value.into())
             }
 
             /// Returns the secret value; call it only where the value must travel.
@@ -56,6 +64,14 @@ macro_rules! secret_type {
                 &self.0
             }
         }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                zeroize::Zeroize::zeroize(&mut self.0);
+            }
+        }
+
+        impl zeroize::ZeroizeOnDrop for $name {}
     };
 }
 
@@ -97,6 +113,16 @@ secret_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compile-time: every secret wipes itself on drop, and none can be serialized by accident.
+    #[test]
+    fn secrets_zeroize_on_drop_and_do_not_serialize() {
+        fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+        wiped::<AppSecret>();
+        wiped::<AccessToken>();
+        wiped::<RefreshToken>();
+        // That none implements `Serialize` is shown by the module's `compile_fail` doctest.
+    }
 
     #[test]
     fn secrets_never_print_their_value() {
