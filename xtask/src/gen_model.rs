@@ -119,6 +119,9 @@ fn read_attrs(ty: &str, p: Presence) -> Vec<String> {
             _ => None,
         },
         Ok(Ty::Map(_)) => Some("object"),
+        // Lists go through the budgeted reader, so that a list of tiny elements cannot decode into many times
+        // its size.
+        Ok(Ty::List(_)) => Some("list"),
         _ => None,
     };
     let with = |suffix: &str| format!("deserialize_with = \"crate::de::{}{suffix}\"", family.unwrap_or_default());

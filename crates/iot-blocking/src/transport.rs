@@ -82,6 +82,10 @@ pub(crate) fn classify(e: &ureq::Error) -> TransportFailure {
         E::HostNotFound | E::ConnectionFailed => TransportFailure::ConnectFailed,
         E::Timeout(T::Resolve | T::Connect) => TransportFailure::ConnectFailed,
         E::Timeout(_) => TransportFailure::Timeout,
+        // A ureq error that travelled through `io::Read` (a body read as a stream) is classified as itself.
+        E::Io(io) if io.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()).is_some() => {
+            io.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()).map_or(TransportFailure::Other, classify)
+        }
         E::Io(io) => match io.kind() {
             io::ErrorKind::ConnectionRefused
             | io::ErrorKind::AddrNotAvailable
@@ -93,6 +97,8 @@ pub(crate) fn classify(e: &ureq::Error) -> TransportFailure {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::UnexpectedEof => TransportFailure::ResetAfterSend,
+            // Framing the reader refused (a bad chunk size line): the answer is malformed, the line was fine.
+            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => TransportFailure::Malformed,
             _ => TransportFailure::Other,
         },
         E::Rustls(tls) => match tls {
@@ -114,6 +120,8 @@ pub(crate) fn classify(e: &ureq::Error) -> TransportFailure {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
     use super::*;
 
     #[test]
@@ -128,5 +136,57 @@ mod tests {
         let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         assert_eq!(classify(&ureq::Error::Rustls(refused)), TransportFailure::TlsRefused);
         assert_eq!(classify(&ureq::Error::TooManyRedirects), TransportFailure::Other);
+    }
+
+    /// Sends a GET to a loopback server that answers `reply` to the first connection and then waits for the
+    /// client to hang up; returns how the exchange was classified.
+    fn exchange_with(reply: &'static [u8]) -> TransportFailure {
+        use std::io::{Read, Write};
+        use std::time::Duration;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 16 * 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(reply);
+            // Until the client hangs up (or the bound above), so that the failure is the answer's, not a reset.
+            while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        let base = iot_proto::BaseUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let config = ClientConfig::new(base, iot_model::AppId::new("app").unwrap(), iot_model::AppSecret::new("s"))
+            .with_request_timeout(Duration::from_secs(5));
+        let request = http::Request::get(format!("http://127.0.0.1:{port}/")).body(Vec::new()).unwrap();
+        let result = Transport::new(&config).send(request, Instant::now() + Duration::from_secs(5));
+        server.join().unwrap();
+        match result {
+            Err((failure, _)) => failure,
+            Ok(response) => panic!("a malformed answer was accepted: {response:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_chunked_body_is_malformed_not_a_network_blip() {
+        let bad_chunk: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz-not-hex\r\nxx\r\n0\r\n\r\n";
+        let failure = exchange_with(bad_chunk);
+        assert_eq!(failure, TransportFailure::Malformed);
+        assert!(!failure.is_retryable());
+    }
+
+    #[test]
+    fn framing_errors_that_arrive_as_io_errors_are_malformed() {
+        // ureq reports its own framing errors as `Protocol`; the same errors read through `io::Read`, or an
+        // I/O layer's own refusal of the bytes, must not pass for a broken connection.
+        let refused = ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, "invalid chunk size line"));
+        assert_eq!(classify(&refused), TransportFailure::Malformed);
+        let wrapped = ureq::Error::Io(io::Error::other(ureq::Error::BodyExceedsLimit(10)));
+        assert_eq!(classify(&wrapped), TransportFailure::BodyTooLarge);
+    }
+
+    #[test]
+    fn invalid_response_headers_are_malformed() {
+        let bad_head: &[u8] = b"HTTP/1.1 200 OK\r\nthis is no header\r\ncontent-length: 2\r\n\r\n{}";
+        assert_eq!(exchange_with(bad_head), TransportFailure::Malformed);
     }
 }

@@ -28,7 +28,8 @@ pub enum Error {
     /// No connection could be opened; the request was not sent.
     #[error("could not connect to the platform")]
     Connect(#[source] TransportError),
-    /// The TLS handshake failed: untrusted server certificate, or client certificate refused.
+    /// The TLS handshake failed: untrusted server certificate, client certificate refused, or a handshake that
+    /// broke off (see [`TransportError::TlsHandshake`]).
     #[error("tls handshake with the platform failed")]
     Tls(#[source] TransportError),
     /// A timeout fired (connect, answer, or the whole call's deadline).
@@ -76,7 +77,7 @@ impl Error {
     /// could create a second one.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Connect(t) | Self::Tls(t) | Self::Transport(t) | Self::Timeout(Some(t)) => t.is_retryable(),
+            Self::Connect(t) | Self::Tls(t) | Self::Transport(t) | Self::Timeout(Some(t)) => t.failure().is_retryable(),
             Self::Timeout(None) => true,
             Self::Api(api) => api.is_retryable(),
             Self::Invalid(_)
@@ -89,12 +90,15 @@ impl Error {
         }
     }
 
-    /// Whether the platform may have received the request.
+    /// Whether the platform may have received the request: for a transport failure, the core's verdict on
+    /// [`TransportError::failure`], the one the call machine acted on.
     pub fn request_may_have_been_sent(&self) -> bool {
         match self {
-            Self::Invalid(_) | Self::Config(_) | Self::Connect(_) | Self::Paging(_) => false,
-            Self::Tls(t) | Self::Transport(t) => t.request_may_have_been_sent(),
-            Self::Timeout(t) => t.as_ref().is_none_or(TransportError::request_may_have_been_sent),
+            Self::Invalid(_) | Self::Config(_) | Self::Paging(_) => false,
+            Self::Connect(t) | Self::Tls(t) | Self::Transport(t) | Self::Timeout(Some(t)) => {
+                t.failure().request_may_have_been_sent()
+            }
+            Self::Timeout(None) => true,
             Self::Api(_) | Self::Decode(_) | Self::Walk(_) | Self::Item(_) | Self::OutcomeUnknown { .. } => true,
         }
     }
@@ -137,7 +141,7 @@ impl Error {
     pub(crate) fn from_transport(e: TransportError) -> Self {
         match e {
             TransportError::Connect { .. } => Self::Connect(e),
-            TransportError::Tls { .. } => Self::Tls(e),
+            TransportError::Tls { .. } | TransportError::TlsHandshake { .. } => Self::Tls(e),
             TransportError::Timeout { .. } => Self::Timeout(Some(e)),
             _ => Self::Transport(e),
         }

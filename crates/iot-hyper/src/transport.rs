@@ -8,15 +8,17 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use iot_proto::retry::TransportFailure;
 use tokio::time::Instant;
 
@@ -153,6 +155,14 @@ pub enum TransportError {
         #[source]
         source: rustls::Error,
     },
+    /// The TLS handshake failed for another reason than a refused certificate (the server closed the
+    /// connection or broke the protocol during the handshake); nothing was sent, and trying again may succeed.
+    #[error("tls handshake did not complete")]
+    TlsHandshake {
+        /// The rustls error found in the cause chain.
+        #[source]
+        source: rustls::Error,
+    },
     /// A timeout fired.
     #[error("{phase} timed out after {after:?}")]
     Timeout {
@@ -197,6 +207,7 @@ impl TransportError {
                 TransportFailure::ConnectFailed
             }
             TransportError::Tls { .. } => TransportFailure::TlsRefused,
+            TransportError::TlsHandshake { .. } => TransportFailure::TlsHandshake,
             TransportError::Timeout { .. } => TransportFailure::Timeout,
             TransportError::BodyTooLarge { .. } => TransportFailure::BodyTooLarge,
             TransportError::Io { request_may_have_been_sent: false, .. } => TransportFailure::ResetBeforeSend,
@@ -217,7 +228,9 @@ impl TransportError {
     /// Returns whether the server may have received (and acted on) the request.
     pub fn request_may_have_been_sent(&self) -> bool {
         match self {
-            TransportError::InvalidRequest { .. } | TransportError::Connect { .. } => false,
+            TransportError::InvalidRequest { .. }
+            | TransportError::Connect { .. }
+            | TransportError::TlsHandshake { .. } => false,
             TransportError::Tls { request_may_have_been_sent, .. }
             | TransportError::Io { request_may_have_been_sent, .. } => *request_may_have_been_sent,
             TransportError::Timeout { phase, .. } => *phase != TimeoutPhase::Connect,
@@ -229,7 +242,7 @@ impl TransportError {
 /// Sends requests over a shared connection pool; cloning is cheap and clones share the pool.
 #[derive(Clone)]
 pub struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<ConnectWithin, Full<Bytes>>,
     connect_timeout: Duration,
     request_timeout: Duration,
     max_body_bytes: usize,
@@ -256,12 +269,15 @@ impl Transport {
         http.set_nodelay(true);
         let https =
             HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
+        // The connect timeout covers the TLS handshake too: a server that accepts and never finishes the handshake
+        // is a connection that was never made, not a request that may have been sent.
+        let connector = ConnectWithin { inner: https, timeout: config.connect_timeout };
         // Without a timer the pool never evicts idle connections, and a server that closes them first leaves
         // stale ones behind.
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
-            .build(https);
+            .build(connector);
         Ok(Transport {
             client,
             connect_timeout: config.connect_timeout,
@@ -312,6 +328,11 @@ impl Transport {
     fn classify_send_error(&self, err: hyper_util::client::legacy::Error) -> TransportError {
         let connect = err.is_connect();
         if let Some(tls) = find_in_chain::<rustls::Error>(&err) {
+            // A handshake that broke for another reason than a certificate sent nothing and may go better on
+            // another connection.
+            if connect && !refuses_a_certificate(tls) {
+                return TransportError::TlsHandshake { source: tls.clone() };
+            }
             return TransportError::Tls { request_may_have_been_sent: !connect, source: tls.clone() };
         }
         if connect {
@@ -322,7 +343,7 @@ impl Transport {
             return TransportError::Connect { source: Box::new(err) };
         }
         let hyper_error = find_in_chain::<hyper::Error>(&err);
-        if hyper_error.is_some_and(is_parse_error) {
+        if hyper_error.is_some_and(is_parse_error) || is_bad_framing(&err) {
             return TransportError::Protocol { source: Box::new(err) };
         }
         // hyper reports a request that never reached the connection as canceled; anything else may have been
@@ -338,7 +359,7 @@ impl Transport {
         if let Some(tls) = find_in_chain::<rustls::Error>(&*err) {
             return TransportError::Tls { request_may_have_been_sent: true, source: tls.clone() };
         }
-        if find_in_chain::<hyper::Error>(&*err).is_some_and(is_parse_error) {
+        if find_in_chain::<hyper::Error>(&*err).is_some_and(is_parse_error) || is_bad_framing(&*err) {
             return TransportError::Protocol { source: err };
         }
         TransportError::Io { request_may_have_been_sent: true, source: err }
@@ -386,6 +407,67 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 fn is_parse_error(err: &hyper::Error) -> bool {
     err.is_parse() || err.is_parse_status() || err.is_parse_too_large()
+}
+
+/// Whether hyper refused the framing of a body (a bad chunk size line, an oversized chunk extension): it
+/// reports that while the body is read, as an `io::Error` of kind `InvalidInput` or `InvalidData` inside its
+/// body error, not as a parse error. The answer is malformed; the connection did not break (a body cut short
+/// is `UnexpectedEof`, which stays a broken connection).
+fn is_bad_framing(err: &(dyn StdError + 'static)) -> bool {
+    find_in_chain::<hyper::Error>(err).is_some()
+        && find_in_chain::<io::Error>(err)
+            .is_some_and(|io| matches!(io.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData))
+}
+
+/// Whether a TLS failure is a refused certificate (ours or the server's): the only TLS failures that trying
+/// again cannot mend.
+fn refuses_a_certificate(err: &rustls::Error) -> bool {
+    use rustls::AlertDescription as A;
+    match err {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => true,
+        rustls::Error::AlertReceived(alert) => matches!(
+            alert,
+            A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::AccessDenied
+                | A::CertificateRequired
+        ),
+        _ => false,
+    }
+}
+
+/// The https connector under one timeout for the TCP connect and the TLS handshake together.
+#[derive(Clone, Debug)]
+struct ConnectWithin {
+    inner: HttpsConnector<HttpConnector>,
+    timeout: Duration,
+}
+
+impl tower_service::Service<http::Uri> for ConnectWithin {
+    type Response = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected,
+                // Reported as the TCP connector reports its own timeout, so both read as a connect timeout.
+                Err(_) => Err(Box::new(io::Error::new(io::ErrorKind::TimedOut, "connect and tls handshake timed out"))
+                    as BoxError),
+            }
+        })
+    }
 }
 
 /// Finds the first error of type `T` in the cause chain of `err`, including `err` itself.

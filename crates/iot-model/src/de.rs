@@ -15,12 +15,14 @@
 //!
 //! Identifiers and enums accept integers as well as strings (see the `id_newtype!` and `wire_enum!` macros).
 
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
 
-use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::{Json, JsonMap};
 
 /// Reads a field whose `null` means the same as absent: the type's default.
 pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -71,11 +73,12 @@ impl<'de> Visitor<'de> for TextVisitor {
         d.deserialize_any(self)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let value = serde_json::Value::deserialize(MapAccessDeserializer::new(map))?;
+        // Through the budgeted tree, so that text sent as a huge object costs no more than the budget allows.
+        let value = FreeFormVisitor.visit_map(map)?;
         Ok(Some(value.to_string()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        let value = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
+        let value = FreeFormVisitor.visit_seq(seq)?;
         Ok(Some(value.to_string()))
     }
 }
@@ -234,14 +237,23 @@ pub fn flag_required<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool,
 
 struct ObjectVisitor<M>(PhantomData<M>);
 
-impl<'de, M: DeserializeOwned> Visitor<'de> for ObjectVisitor<M> {
+impl<'de, M: Default + Extend<(String, Json)>> Visitor<'de> for ObjectVisitor<M> {
     type Value = Option<M>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object (or a string holding one)")
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        M::deserialize(MapAccessDeserializer::new(map)).map(Some)
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = M::default();
+        // The first member allocates a whole B-tree node; later ones share nodes.
+        let mut cost = MAP_NODE_COST;
+        while let Some(key) = map.next_key::<String>()? {
+            charge(cost + key.len())?;
+            cost = MAP_ENTRY_COST;
+            let FreeForm(value) = map.next_value()?;
+            out.extend(Some((key, value)));
+        }
+        Ok(Some(out))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         let t = v.trim();
@@ -251,7 +263,11 @@ impl<'de, M: DeserializeOwned> Visitor<'de> for ObjectVisitor<M> {
         if !t.starts_with('{') {
             return Err(E::invalid_value(de::Unexpected::Str(v), &self));
         }
-        serde_json::from_str::<M>(t).map(Some).map_err(|e| E::custom(format_args!("an object held in a string: {e}")))
+        let inner = |e: serde_json::Error| E::custom(format_args!("an object held in a string: {e}"));
+        let mut de = serde_json::Deserializer::from_str(t);
+        let value = de.deserialize_map(ObjectVisitor::<M>(PhantomData)).map_err(inner)?;
+        de.end().map_err(inner)?;
+        Ok(value)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(None)
@@ -264,21 +280,193 @@ impl<'de, M: DeserializeOwned> Visitor<'de> for ObjectVisitor<M> {
     }
 }
 
-/// Reads an optional JSON object (a map type such as `JsonMap` or `BTreeMap<String, Json>`).
-pub fn object<'de, D: Deserializer<'de>, M: DeserializeOwned>(deserializer: D) -> Result<Option<M>, D::Error> {
+/// Reads an optional JSON object (a map type such as `JsonMap` or `BTreeMap<String, Json>`), under the decode
+/// budget (see [`with_budget`]).
+pub fn object<'de, D: Deserializer<'de>, M: Default + Extend<(String, Json)>>(
+    deserializer: D,
+) -> Result<Option<M>, D::Error> {
     deserializer.deserialize_any(ObjectVisitor(PhantomData))
 }
 
 /// Reads a required JSON object; `null` or absence is an error.
-pub fn object_required<'de, D: Deserializer<'de>, M: DeserializeOwned>(deserializer: D) -> Result<M, D::Error> {
+pub fn object_required<'de, D: Deserializer<'de>, M: Default + Extend<(String, Json)>>(
+    deserializer: D,
+) -> Result<M, D::Error> {
     object(deserializer)?.ok_or_else(|| de::Error::invalid_type(de::Unexpected::Unit, &"a JSON object"))
 }
 
 /// Reads a JSON object whose `null` means the empty object.
-pub fn object_or_default<'de, D: Deserializer<'de>, M: DeserializeOwned + Default>(
+pub fn object_or_default<'de, D: Deserializer<'de>, M: Default + Extend<(String, Json)>>(
     deserializer: D,
 ) -> Result<M, D::Error> {
     object(deserializer).map(Option::unwrap_or_default)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Lists.
+
+/// A list read under the decode budget.
+struct BudgetedList<T>(Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for BudgetedList<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = BudgetedList<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<T>()? {
+                    grow(&mut out)?;
+                    out.push(item);
+                }
+                Ok(BudgetedList(out))
+            }
+        }
+        deserializer.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// Reads an optional list, charging each element to the decode budget (see [`with_budget`]): a list of
+/// two-byte strings (`"",`) would otherwise decode into 24-byte `String`s.
+pub fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(Option::<BudgetedList<T>>::deserialize(deserializer)?.map(|l| l.0))
+}
+
+/// Reads a required list; `null` or absence is an error.
+pub fn list_required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    BudgetedList::deserialize(deserializer).map(|l| l.0)
+}
+
+/// Reads a list whose `null` means the empty list.
+pub fn list_or_default<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    list(deserializer).map(Option::unwrap_or_default)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The decode budget.
+
+thread_local! {
+    /// Bytes of decoded structure the current decode may still build; `None` when no budget is set.
+    static BUDGET: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// What a free-form object member is charged besides its key's bytes: its key and value slots, twice (the
+/// nodes of a B-tree are at least about half full).
+const MAP_ENTRY_COST: usize = 2 * (std::mem::size_of::<String>() + std::mem::size_of::<Json>());
+
+/// What the first member of a free-form object is charged besides its key's bytes: a B-tree leaf of eleven
+/// key and value slots and its header (an object of one member costs that much).
+const MAP_NODE_COST: usize = 11 * (std::mem::size_of::<String>() + std::mem::size_of::<Json>()) + 16;
+
+/// Makes room for one more element in `list`, charging the new block to the budget first. The capacity grows
+/// as `Vec` grows it (doubling, from 4), but under our control, and every block is charged in full: while a
+/// block is copied into the next, both are live, and the charges of the blocks so far always cover that.
+fn grow<T, E: de::Error>(list: &mut Vec<T>) -> Result<(), E> {
+    if list.len() < list.capacity() {
+        return Ok(());
+    }
+    let target = list.capacity().saturating_mul(2).max(4);
+    charge(target.saturating_mul(std::mem::size_of::<T>()))?;
+    list.reserve_exact(target - list.len());
+    Ok(())
+}
+
+/// The message of a decode that ran out of budget.
+pub const BUDGET_EXCEEDED: &str = "the answer decodes into more memory than its size allows (decode budget exhausted)";
+
+/// Runs `f` with a decode budget of `bytes`, then restores the budget that was set before (none, usually).
+///
+/// Free-form JSON (`param`, `extendInfo`...), free text sent as an object or a list, and the lists of the model
+/// are charged to the budget as they are read, at an upper estimate of the heap they take (strings are not
+/// charged: they never take more than the body's bytes). A decode that would spend more fails with
+/// [`BUDGET_EXCEEDED`]. Without a budget nothing is charged: `serde_json::from_str` on a model type behaves as
+/// it always did. The client sets a budget proportional to the body's length around every decode, so that no
+/// body, whatever its shape, decodes into more than a small multiple of its size (see `docs/decisions.md`).
+pub fn with_budget<R>(bytes: usize, f: impl FnOnce() -> R) -> R {
+    /// Puts the previous budget back, even when `f` panics.
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BUDGET.set(self.0);
+        }
+    }
+    let _restore = Restore(BUDGET.replace(Some(bytes)));
+    f()
+}
+
+/// Charges `bytes` to the decode budget, if one is set.
+fn charge<E: de::Error>(bytes: usize) -> Result<(), E> {
+    BUDGET.with(|budget| match budget.get() {
+        None => Ok(()),
+        Some(left) => match left.checked_sub(bytes) {
+            Some(rest) => {
+                budget.set(Some(rest));
+                Ok(())
+            }
+            None => Err(E::custom(BUDGET_EXCEEDED)),
+        },
+    })
+}
+
+/// A free-form JSON value read under the decode budget.
+struct FreeForm(Json);
+
+impl<'de> Deserialize<'de> for FreeForm {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FreeFormVisitor).map(FreeForm)
+    }
+}
+
+/// Builds a `Json` tree as `serde_json` does, charging every array element and object member.
+struct FreeFormVisitor;
+
+impl<'de> Visitor<'de> for FreeFormVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut out = Vec::new();
+        while let Some(FreeForm(value)) = seq.next_element()? {
+            grow(&mut out)?;
+            out.push(value);
+        }
+        Ok(Json::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Json, A::Error> {
+        ObjectVisitor::<JsonMap<String, Json>>(PhantomData).visit_map(map).map(|m| Json::Object(m.unwrap_or_default()))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -532,9 +532,9 @@ struct CategoryPageWire {
     total_count: Option<u64>,
     #[serde(rename = "totalSize", default, deserialize_with = "crate::de::int")]
     total_count_1: Option<u64>,
-    #[serde(rename = "data", default)]
+    #[serde(rename = "data", default, deserialize_with = "crate::de::list")]
     data: Option<Vec<crate::CategoryInfo>>,
-    #[serde(rename = "date", default)]
+    #[serde(rename = "date", default, deserialize_with = "crate::de::list")]
     data_1: Option<Vec<crate::CategoryInfo>>,
 }
 
@@ -578,7 +578,12 @@ impl CategoryPage {
 #[non_exhaustive]
 pub struct OperateDevices {
     /// Names of device groups; needs deviceType, model and manufacturerName.
-    #[serde(rename = "deviceGroups", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "deviceGroups",
+        default,
+        deserialize_with = "crate::de::list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub device_groups: Option<Vec<String>>,
     /// Device type of the targeted groups.
     #[serde(
@@ -600,7 +605,12 @@ pub struct OperateDevices {
     )]
     pub manufacturer_name: Option<String>,
     /// Ids of the targeted devices.
-    #[serde(rename = "devices", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "devices",
+        default,
+        deserialize_with = "crate::de::list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub devices: Option<Vec<crate::DeviceId>>,
 }
 
@@ -941,9 +951,9 @@ struct OperationPageWire {
     total_count: Option<u64>,
     #[serde(rename = "totalSize", default, deserialize_with = "crate::de::int")]
     total_count_1: Option<u64>,
-    #[serde(rename = "data", default)]
+    #[serde(rename = "data", default, deserialize_with = "crate::de::list")]
     data: Option<Vec<crate::OperationInfo>>,
-    #[serde(rename = "date", default)]
+    #[serde(rename = "date", default, deserialize_with = "crate::de::list")]
     data_1: Option<Vec<crate::OperationInfo>>,
 }
 
@@ -1156,9 +1166,9 @@ struct SubOperationPageWire {
     total_count: Option<u64>,
     #[serde(rename = "totalSize", default, deserialize_with = "crate::de::int")]
     total_count_1: Option<u64>,
-    #[serde(rename = "data", default)]
+    #[serde(rename = "data", default, deserialize_with = "crate::de::list")]
     data: Option<Vec<crate::SubOperationInfo>>,
-    #[serde(rename = "date", default)]
+    #[serde(rename = "date", default, deserialize_with = "crate::de::list")]
     data_1: Option<Vec<crate::SubOperationInfo>>,
 }
 
@@ -1256,7 +1266,12 @@ pub struct DeviceCmdParam {
     #[serde(rename = "type")]
     pub kind: crate::DeviceCmdType,
     /// Devices to command; required for `DeviceList`; at most MAX_BATCH_DEVICES (checked by iot-proto's rules, since `param` travels as a JSON object).
-    #[serde(rename = "deviceList", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "deviceList",
+        default,
+        deserialize_with = "crate::de::list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub device_list: Option<Vec<crate::DeviceId>>,
     /// Device type to command; required for `DeviceType`.
     #[serde(
@@ -1286,7 +1301,12 @@ pub struct DeviceCmdParam {
     )]
     pub device_location: Option<String>,
     /// Groups to command; required for `GroupList` and `GroupIdList`; at most MAX_BATCH_GROUPS (checked by iot-proto's rules).
-    #[serde(rename = "groupList", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "groupList",
+        default,
+        deserialize_with = "crate::de::list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub group_list: Option<Vec<String>>,
     /// The command to deliver.
     #[serde(rename = "command")]
@@ -1401,7 +1421,7 @@ pub struct BatchTaskRequest {
     #[serde(rename = "param", deserialize_with = "crate::de::object_required")]
     pub param: crate::JsonMap<String, crate::Json>,
     /// Tags to attach to the task; at most MAX_BATCH_TAGS.
-    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "tags", default, deserialize_with = "crate::de::list", skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<crate::Tag>>,
 }
 
@@ -1568,7 +1588,7 @@ struct BatchTaskInfoWire {
     success_rate: Option<u32>,
     #[serde(rename = "param", default, deserialize_with = "crate::de::object")]
     param: Option<crate::JsonMap<String, crate::Json>>,
-    #[serde(rename = "tags", default)]
+    #[serde(rename = "tags", default, deserialize_with = "crate::de::list")]
     tags: Option<Vec<crate::Tag>>,
 }
 
@@ -1805,7 +1825,7 @@ struct TaskDetailPageWire {
     total_count: Option<u64>,
     #[serde(rename = "totalSize", default, deserialize_with = "crate::de::int")]
     total_count_1: Option<u64>,
-    #[serde(rename = "taskDetails", default, deserialize_with = "crate::de::null_as_default")]
+    #[serde(rename = "taskDetails", default, deserialize_with = "crate::de::list_or_default")]
     task_details: Vec<crate::TaskDetail>,
 }
 

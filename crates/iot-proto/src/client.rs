@@ -7,11 +7,11 @@ use http::StatusCode;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use iot_model::{AccessToken, AppId};
 use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
-use serde::de::{DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::endpoint::{BodyKind, Endpoint, Page, ResponseKind};
-use crate::error::{ApiError, DecodeError, FromHttpResponseError, IntoHttpError, excerpt};
+use crate::error::{ApiError, DecodeError, DecodeErrorKind, FromHttpResponseError, IntoHttpError, excerpt};
 use crate::generated::ErrorCode;
 use crate::wire::BaseUrl;
 
@@ -137,10 +137,24 @@ pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(
     }
 }
 
+/// How many bytes of decoded structure (lists, free-form trees; strings are not counted) a body of `len` bytes
+/// may build: [`BUDGET_FACTOR`] times its length, and at least [`BUDGET_FLOOR`]. Every decode of an answer runs under this budget (see
+/// [`iot_model::de::with_budget`]), so that no body decodes into more than a small multiple of its size.
+pub fn decode_budget(len: usize) -> usize {
+    len.saturating_mul(BUDGET_FACTOR).max(BUDGET_FLOOR)
+}
+
+/// The decode budget per byte of body (see [`decode_budget`] and `docs/decisions.md`).
+pub const BUDGET_FACTOR: usize = 4;
+
+/// The smallest decode budget, 1 MiB: an answer of up to a quarter of that is never refused, however dense its
+/// free-form members (a page of 100 tasks is about 80 KB).
+pub const BUDGET_FLOOR: usize = 1024 * 1024;
+
 /// Reads a 2xx JSON answer as `T`, in one pass: the top-level `error_code` and `error_desc` members are lifted
 /// out while `T` is read, so an error object is told apart from an answer without a second parse. Only when
 /// that pass fails is the body read again, to tell an error object from a malformed answer and to find the
-/// JSON path of the failure.
+/// JSON path of the failure. Both passes run under the [`decode_budget`] of the body.
 pub fn read_answer<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, FromHttpResponseError> {
     match fast::<T>(body) {
         Some(Ok(value)) => Ok(value),
@@ -160,84 +174,116 @@ pub fn read_answer<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Resu
 /// cannot be read, the page still yields every readable item, with each unreadable one described in the page's
 /// `rejected` list (its index, the JSON path and the reason). Only a page whose own members are unreadable (its
 /// `totalCount`, say, or items that are not a list) is an error as a whole.
+///
+/// The items member is read aside from the page, and refused as soon as it holds more items than the family's
+/// largest page size ([`DecodeErrorKind::OversizedPage`](crate::error::DecodeErrorKind::OversizedPage)): a page
+/// is never collected first and counted after, so a body of millions of tiny items never becomes millions of
+/// decoded ones.
 pub fn read_page<P: Page + DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<P, FromHttpResponseError>
 where
     P::Item: DeserializeOwned,
 {
-    match fast::<P>(body) {
-        Some(Ok(page)) => return Ok(page),
-        Some(Err((code, description))) => {
-            return Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }));
-        }
-        None => {}
-    }
-    // The slow path, for pages that failed the fast one: read the tree, then each item on its own.
-    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Err(FromHttpResponseError::Decode(decode_error::<P>(status, body)));
+    let max = usize::try_from(P::LIMITS.page_size_max).unwrap_or(usize::MAX);
+    let budget = decode_budget(body.len());
+    let oversized = |member: &'static str| {
+        let mut e = DecodeError::new(
+            status,
+            member,
+            format!("the page holds more than the {max} items a page of its family may hold"),
+            body,
+        );
+        e.kind = DecodeErrorKind::OversizedPage { max: P::LIMITS.page_size_max };
+        FromHttpResponseError::Decode(e)
     };
-    if let Some((code, description)) = crate::error::error_members(&object) {
-        return Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }));
+    // The fast path: the items are read as items, in the same pass as the page.
+    let mut aside = ItemsAside::<P::Item>::new(P::ITEM_MEMBERS, max);
+    let fast = iot_model::de::with_budget(budget, || {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let envelope = EnvelopeVisitor::<P, _>::new(&mut aside).deserialize_from(&mut de)?;
+        de.end().map(|()| envelope)
+    });
+    if let Some(member) = aside.oversized {
+        return Err(oversized(member));
     }
-    // Every spelling of the items member comes out of the object; the first that carries a value is read.
-    let mut items_value = None;
-    for name in P::ITEM_MEMBERS {
-        if let Some(v) = object.remove(*name) {
-            if items_value.is_none() && !v.is_null() {
-                items_value = Some((*name, v));
-            }
-        }
+    if let Ok(envelope) = fast {
+        return finish_page(status, body, envelope, aside, |_, items| Ok((items, Vec::new())));
     }
-    let whole = serde_json::Value::Object(object);
-    let mut page = match serde_path_to_error::deserialize::<_, P>(&whole) {
-        Ok(page) => page,
+    // The slow path, for pages that failed the fast one: the items as raw JSON text (borrowed from the body, so
+    // nothing is copied), then each item on its own.
+    let mut aside = ItemsAside::<&serde_json::value::RawValue>::new(P::ITEM_MEMBERS, max);
+    let mut track = serde_path_to_error::Track::new();
+    let slow = iot_model::de::with_budget(budget, || {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
+        let envelope = EnvelopeVisitor::<P, _>::new(&mut aside).deserialize_from(tracked)?;
+        de.end().map(|()| envelope)
+    });
+    if let Some(member) = aside.oversized {
+        return Err(oversized(member));
+    }
+    let envelope = match slow {
+        Ok(envelope) => envelope,
         Err(e) => {
-            let (path, message) = (e.path().to_string(), e.inner().to_string());
-            return Err(FromHttpResponseError::Decode(DecodeError {
-                status,
-                path,
-                message,
-                body_excerpt: excerpt(body),
-            }));
+            if let Some((code, description)) = crate::error::probe_error_body(body) {
+                return Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }));
+            }
+            let path = track.path().to_string();
+            return Err(FromHttpResponseError::Decode(decode_failure(status, path, e.to_string(), body)));
         }
     };
-    let raw_items = match items_value {
-        None => Vec::new(),
-        Some((_, serde_json::Value::Array(items))) => items,
-        Some((name, other)) => {
-            return Err(FromHttpResponseError::Decode(DecodeError {
-                status,
-                path: name.to_owned(),
-                message: format!("expected a list of items, found {}", kind_of(&other)),
-                body_excerpt: excerpt(body),
-            }));
-        }
-    };
-    let mut items = Vec::with_capacity(raw_items.len());
-    let mut rejected = Vec::new();
-    for (index, raw) in raw_items.iter().enumerate() {
-        match serde_path_to_error::deserialize::<_, P::Item>(raw) {
-            Ok(item) => items.push(item),
-            Err(e) => rejected.push(iot_model::RejectedItem::new(
-                index,
-                e.path().to_string(),
-                e.inner().to_string(),
-                excerpt(raw.to_string().as_bytes()),
-            )),
-        }
-    }
-    page.replace_items(items, rejected);
-    Ok(page)
+    finish_page(status, body, envelope, aside, |name, raw_items| {
+        iot_model::de::with_budget(budget, || {
+            let mut items = Vec::with_capacity(raw_items.len());
+            let mut rejected = Vec::new();
+            for (index, raw) in raw_items.iter().enumerate() {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                match serde_path_to_error::deserialize::<_, P::Item>(&mut de) {
+                    Ok(item) => items.push(item),
+                    Err(e) => {
+                        if e.inner().to_string().contains(iot_model::de::BUDGET_EXCEEDED) {
+                            // Out of budget is the answer's fault as a whole, not this item's.
+                            let path = format!("{name}[{index}].{}", e.path());
+                            return Err(decode_failure(status, path, e.inner().to_string(), body));
+                        }
+                        rejected.push(iot_model::RejectedItem::new(
+                            index,
+                            e.path().to_string(),
+                            e.inner().to_string(),
+                            excerpt(raw.get().as_bytes()),
+                        ));
+                    }
+                }
+            }
+            Ok((items, rejected))
+        })
+    })
 }
 
-fn kind_of(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "a list",
-        serde_json::Value::Object(_) => "an object",
+/// Ends a page read: an error object is an error; else the first spelling of the items member that carried a
+/// value becomes the page's items (through `read`), or an error when it is not a list.
+fn finish_page<P: Page, X>(
+    status: StatusCode,
+    body: &[u8],
+    envelope: Envelope<P>,
+    aside: ItemsAside<X>,
+    read: impl FnOnce(&'static str, Vec<X>) -> Result<(Vec<P::Item>, Vec<iot_model::RejectedItem>), DecodeError>,
+) -> Result<P, FromHttpResponseError> {
+    let Envelope { value: mut page, code, description } = envelope;
+    if code.is_some() || description.is_some() {
+        let code = code.map(|c| <ErrorCode as iot_model::WireEnum>::from_wire(c.trim()));
+        return Err(FromHttpResponseError::Api(ApiError { status, code, description, body_excerpt: None }));
     }
+    let chosen = aside.names.iter().zip(aside.slots).find_map(|(name, slot)| slot.map(|s| (*name, s)));
+    let (items, rejected) = match chosen {
+        None => (Vec::new(), Vec::new()),
+        Some((name, Slot::List(items))) => read(name, items).map_err(FromHttpResponseError::Decode)?,
+        Some((name, Slot::NotAList(kind))) => {
+            let message = format!("expected a list of items, found {kind}");
+            return Err(FromHttpResponseError::Decode(DecodeError::new(status, name, message, body)));
+        }
+    };
+    page.replace_items(items, rejected);
+    Ok(page)
 }
 
 /// The platform's error members, when an answer read in one pass carried them.
@@ -246,9 +292,12 @@ type ErrorMembers = (Option<ErrorCode>, Option<String>);
 /// The one-pass read: `Some(Ok)` for an answer, `Some(Err)` for an error object, `None` when the body did not
 /// read as `T` in one pass (the caller then looks closer).
 fn fast<T: DeserializeOwned>(body: &[u8]) -> Option<Result<T, ErrorMembers>> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let envelope = Envelope::<T>::deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    let envelope = iot_model::de::with_budget(decode_budget(body.len()), || {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let envelope = Envelope::<T>::deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        Some(envelope)
+    })?;
     match envelope {
         Envelope { code: None, description: None, value } => Some(Ok(value)),
         Envelope { code, description, .. } => {
@@ -259,7 +308,7 @@ fn fast<T: DeserializeOwned>(body: &[u8]) -> Option<Result<T, ErrorMembers>> {
 
 /// Decodes JSON in one fast pass; only on failure is it decoded again to find the path of the failure.
 pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, FromHttpResponseError> {
-    match serde_json::from_slice(body) {
+    match iot_model::de::with_budget(decode_budget(body.len()), || serde_json::from_slice(body)) {
         Ok(v) => Ok(v),
         Err(_) => Err(FromHttpResponseError::Decode(decode_error::<T>(status, body))),
     }
@@ -267,15 +316,140 @@ pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Resu
 
 /// Describes why `body` does not read as `T`, with the JSON path of the failure.
 fn decode_error<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> DecodeError {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let (path, message) = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Err(e) => (e.path().to_string(), e.inner().to_string()),
-        Ok(_) => match de.end() {
-            Err(e) => (".".to_owned(), e.to_string()),
-            Ok(()) => (".".to_owned(), "not a JSON object".to_owned()),
-        },
-    };
-    DecodeError { status, path, message, body_excerpt: excerpt(body) }
+    let (path, message) = iot_model::de::with_budget(decode_budget(body.len()), || {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) => (e.path().to_string(), e.inner().to_string()),
+            Ok(_) => match de.end() {
+                Err(e) => (".".to_owned(), e.to_string()),
+                Ok(()) => (".".to_owned(), "not a JSON object".to_owned()),
+            },
+        }
+    });
+    decode_failure(status, path, message, body)
+}
+
+/// A decode error, of kind [`DecodeErrorKind::OverBudget`] when the decode ran out of budget.
+fn decode_failure(status: StatusCode, path: String, message: String, body: &[u8]) -> DecodeError {
+    let mut e = DecodeError::new(status, path, message, body);
+    if e.message.contains(iot_model::de::BUDGET_EXCEEDED) {
+        e.kind = DecodeErrorKind::OverBudget { budget: decode_budget(body.len()) };
+    }
+    e
+}
+
+/// What an [`ErrorFilter`] hands to a side reader instead of `T`: nothing, for most answers.
+trait Aside<'de> {
+    /// Reads the value of member `key` aside; `false` when `key` is not one to read aside.
+    fn take<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error>;
+}
+
+impl<'de> Aside<'de> for () {
+    #[inline]
+    fn take<A: MapAccess<'de>>(&mut self, _: &str, _: &mut A) -> Result<bool, A::Error> {
+        Ok(false)
+    }
+}
+
+/// The items member of a page, read aside from the page under a cap on the number of items: one slot per
+/// spelling of the member.
+struct ItemsAside<X> {
+    names: &'static [&'static str],
+    max: usize,
+    slots: Vec<Option<Slot<X>>>,
+    /// The spelling whose list went past `max` items, if one did.
+    oversized: Option<&'static str>,
+}
+
+/// One spelling of the items member, as sent (a `null` spelling is no slot at all).
+enum Slot<X> {
+    List(Vec<X>),
+    NotAList(&'static str),
+}
+
+impl<X> ItemsAside<X> {
+    fn new(names: &'static [&'static str], max: usize) -> Self {
+        Self { names, max, slots: names.iter().map(|_| None).collect(), oversized: None }
+    }
+}
+
+impl<'de, X: Deserialize<'de>> Aside<'de> for &mut ItemsAside<X> {
+    fn take<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        let Some(index) = self.names.iter().position(|n| *n == key) else { return Ok(false) };
+        let seed = ItemsSeed::<X> { max: self.max, over: false, item: PhantomData };
+        let mut seed = seed;
+        let read = map.next_value_seed(&mut seed);
+        if seed.over {
+            self.oversized = Some(self.names[index]);
+        }
+        self.slots[index] = read?;
+        Ok(true)
+    }
+}
+
+/// Reads a list of at most `max` items; `over` records a list that went past it.
+struct ItemsSeed<X> {
+    max: usize,
+    over: bool,
+    item: PhantomData<X>,
+}
+
+impl<'de, X: Deserialize<'de>> DeserializeSeed<'de> for &mut ItemsSeed<X> {
+    type Value = Option<Slot<X>>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, X: Deserialize<'de>> Visitor<'de> for &mut ItemsSeed<X> {
+    type Value = Option<Slot<X>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of items")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<X>()? {
+            // The item past the largest page ends the read: nothing more of the list is decoded.
+            if items.len() == self.max {
+                self.over = true;
+                return Err(serde::de::Error::custom(format_args!(
+                    "the page holds more than the {} items a page of its family may hold",
+                    self.max
+                )));
+            }
+            items.push(item);
+        }
+        Ok(Some(Slot::List(items)))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Some(Slot::NotAList("a boolean")))
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Some(Slot::NotAList("a number")))
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Some(Slot::NotAList("a number")))
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Some(Slot::NotAList("a number")))
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Some(Slot::NotAList("a string")))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Some(Slot::NotAList("an object")))
+    }
 }
 
 /// A top-level JSON object read as `T` while its `error_code` and `error_desc` members are set aside.
@@ -287,13 +461,27 @@ struct Envelope<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Envelope<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(EnvelopeVisitor(PhantomData))
+        EnvelopeVisitor::new(()).deserialize_from(deserializer)
     }
 }
 
-struct EnvelopeVisitor<T>(PhantomData<T>);
+/// Reads an [`Envelope`], handing the members `S` wants to it.
+struct EnvelopeVisitor<T, S> {
+    aside: S,
+    value: PhantomData<T>,
+}
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for EnvelopeVisitor<T> {
+impl<'de, T: Deserialize<'de>, S: Aside<'de>> EnvelopeVisitor<T, S> {
+    fn new(aside: S) -> Self {
+        Self { aside, value: PhantomData }
+    }
+
+    fn deserialize_from<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, S: Aside<'de>> Visitor<'de> for EnvelopeVisitor<T, S> {
     type Value = Envelope<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -301,20 +489,21 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for EnvelopeVisitor<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let mut filter = ErrorFilter { inner: map, code: None, description: None };
+        let mut filter = ErrorFilter { inner: map, code: None, description: None, aside: self.aside };
         let value = T::deserialize(MapAccessDeserializer::new(&mut filter))?;
         Ok(Envelope { value, code: filter.code, description: filter.description })
     }
 }
 
-/// Hands a map to `T` without its error members, which it keeps.
-struct ErrorFilter<A> {
+/// Hands a map to `T` without its error members, which it keeps, and without the members `aside` reads.
+struct ErrorFilter<A, S> {
     inner: A,
     code: Option<String>,
     description: Option<String>,
+    aside: S,
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for &mut ErrorFilter<A> {
+impl<'de, A: MapAccess<'de>, S: Aside<'de>> MapAccess<'de> for &mut ErrorFilter<A, S> {
     type Error = A::Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
@@ -344,13 +533,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for &mut ErrorFilter<A> {
     }
 }
 
-impl<'de, A: MapAccess<'de>> ErrorFilter<A> {
-    /// Reads the value of an error member into its slot; `false` when `key` is not one.
+impl<'de, A: MapAccess<'de>, S: Aside<'de>> ErrorFilter<A, S> {
+    /// Reads the value of an error member into its slot, or of a member read aside; `false` when `key` is
+    /// neither.
     fn lift(&mut self, key: &str) -> Result<bool, A::Error> {
         let slot = match key {
             crate::error::ERROR_CODE => &mut self.code,
             crate::error::ERROR_DESC => &mut self.description,
-            _ => return Ok(false),
+            _ => return self.aside.take(key, &mut self.inner),
         };
         *slot = self.inner.next_value_seed(TextSeed)?;
         Ok(true)

@@ -190,9 +190,60 @@ pub fn probe_error_body(body: &[u8]) -> Option<(Option<ErrorCode>, Option<String
     if body[start] != b'{' {
         return None;
     }
-    match serde_json::from_slice::<serde_json::Value>(body).ok()? {
-        serde_json::Value::Object(members) => error_members(&members),
-        _ => None,
+    // Only the two members are read; every other value is skipped, not built, so that probing a huge body
+    // costs no memory.
+    let probe = iot_model::de::with_budget(crate::client::decode_budget(body.len()), || {
+        serde_json::from_slice::<ErrorProbe>(body)
+    })
+    .ok()?;
+    let (code, description) = (probe.code.flatten(), probe.description.flatten());
+    if code.is_none() && description.is_none() {
+        return None;
+    }
+    Some((code.map(|c| <ErrorCode as iot_model::WireEnum>::from_wire(c.trim())), description))
+}
+
+/// The top-level error members of a JSON object, each read as free text; a member read as text that fails is
+/// absent. A member sent twice keeps its last value, as in a `serde_json` map.
+struct ErrorProbe {
+    code: Option<Option<String>>,
+    description: Option<Option<String>>,
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ErrorProbe;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ErrorProbe, A::Error> {
+                let mut probe = ErrorProbe { code: None, description: None };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        ERROR_CODE => &mut probe.code,
+                        ERROR_DESC => &mut probe.description,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value::<Text>()?.0);
+                }
+                Ok(probe)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// A value read with the tolerant reader's free-text rule.
+struct Text(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        iot_model::de::text(deserializer).map(Text)
     }
 }
 
@@ -249,12 +300,41 @@ pub struct DecodeError {
     pub message: String,
     /// A bounded excerpt of the body.
     pub body_excerpt: String,
+    /// What kind of failure this is.
+    pub kind: DecodeErrorKind,
+}
+
+/// What made an answer undecodable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// The body does not read as the expected type.
+    Unreadable,
+    /// A page holds more items than the largest page of its family; the items past the largest page were not
+    /// read. The platform never answers more than it may, so the answer is not the platform's, or the platform
+    /// broke its contract.
+    OversizedPage {
+        /// The largest page size of the family.
+        max: u32,
+    },
+    /// The body decodes into more memory than the client allows a body of its size (see
+    /// [`decode_budget`](crate::client::decode_budget)).
+    OverBudget {
+        /// The budget, in bytes.
+        budget: usize,
+    },
 }
 
 impl DecodeError {
     /// An answer with `status` unreadable at `path` (`.` for the whole body) for `message`.
     pub fn new(status: StatusCode, path: impl Into<String>, message: impl Into<String>, body: &[u8]) -> Self {
-        Self { status, path: path.into(), message: message.into(), body_excerpt: excerpt(body) }
+        Self {
+            status,
+            path: path.into(),
+            message: message.into(),
+            body_excerpt: excerpt(body),
+            kind: DecodeErrorKind::Unreadable,
+        }
     }
 }
 

@@ -44,7 +44,10 @@ pub mod wire;
 
 pub use client::{APP_KEY, BearerAuth};
 pub use endpoint::{Empty, Endpoint, EndpointMeta, NoBody, Page, Paged, Reconcile};
-pub use error::{ApiError, DecodeError, ErrorClass, ErrorInfo, FromHttpResponseError, IntoHttpError, ValidationError};
+pub use error::{
+    ApiError, DecodeError, DecodeErrorKind, ErrorClass, ErrorInfo, FromHttpResponseError, IntoHttpError,
+    ValidationError,
+};
 pub use generated::*;
 pub use wire::BaseUrl;
 

@@ -146,6 +146,18 @@ pub enum WalkError {
         /// The count reported now.
         now: u64,
     },
+    /// The page held more items than the page size asked for: the server ignores `pageSize`, so the pages do
+    /// not line up with the page numbers asked for and items may be skipped or repeated (and a client that
+    /// let it would hold more than it asked for).
+    #[error("page {page_no} holds {held} items, more than the {asked} asked for")]
+    OversizedPage {
+        /// The page.
+        page_no: u32,
+        /// The page size asked for.
+        asked: u32,
+        /// The items the page held, readable and not.
+        held: u64,
+    },
     /// The listing ended (an empty or short page) before the items `totalCount` promised: the server cut the
     /// walk short, or pages smaller than asked for.
     #[error("the listing ended after {seen} of {total} items (at page {page_no})")]
@@ -279,11 +291,13 @@ impl<I: Clone + PartialEq> Walk<I> {
             (_, None) => {}
         }
         let items = u64::try_from(page.item_count()).unwrap_or(u64::MAX);
+        if items > u64::from(self.page_size) {
+            return Some(Err(WalkError::OversizedPage { page_no, asked: self.page_size, held: items }));
+        }
         self.pages_seen = self.pages_seen.saturating_add(1);
         self.seen = self.seen.saturating_add(items);
         let seen = self.seen;
-        // The end of the listing comes first: a page the server cut short says more than any count. A page
-        // larger than asked for counts as full, since the server may ignore `pageSize`.
+        // The end of the listing comes first: a page the server cut short says more than any count.
         if items < u64::from(self.page_size) {
             let reason = if items == 0 { StopReason::EmptyPage } else { StopReason::ShortPage };
             return Some(match self.total {
@@ -458,10 +472,23 @@ mod tests {
     }
 
     #[test]
-    fn oversized_pages_count_as_full() {
-        // A server that ignores pageSize and answers more items than asked.
+    fn a_page_with_more_items_than_requested_ends_the_walk_with_an_error() {
+        // A server that ignores pageSize and answers more items than asked: page 1 of 50-item pages does not
+        // follow page 0 of 10-item pages, so the walk cannot tell what it skipped.
         let script = [(50, Some(60)), (50, Some(60))];
-        assert_eq!(drive(&mut walk(0), &script), (vec![0, 1], Ok(StopReason::TotalReached)));
+        let outcome = Err(WalkError::OversizedPage { page_no: 0, asked: 10, held: 50 });
+        assert_eq!(drive(&mut walk(0), &script), (vec![0], outcome));
+        // One item too many is enough, after good pages too; the walk stays ended.
+        let mut w = walk(0);
+        assert_eq!(w.handle_page(&page(Some(0), Some(30), 0..10)), None);
+        let outcome = Some(Err(WalkError::OversizedPage { page_no: 1, asked: 10, held: 11 }));
+        assert_eq!(w.handle_page(&page(Some(1), Some(30), 10..21)), outcome);
+        assert!(w.next_request().is_none());
+        // Unreadable items count: the page held them.
+        let mut w = walk(0);
+        let mut p = page(Some(0), Some(30), 0..10);
+        p.rejected.push(iot_model::RejectedItem::new(10, "operationId", "missing", "{}"));
+        assert!(matches!(w.handle_page(&p), Some(Err(WalkError::OversizedPage { held: 11, .. }))));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod amplify;
 mod client;
 mod e2e;
 mod reuse;

@@ -343,3 +343,43 @@ fn a_page_is_never_taken_for_an_error_object() {
     .unwrap();
     assert!(page.data.is_empty());
 }
+
+#[test]
+fn a_single_page_past_the_family_maximum_is_a_typed_decode_error() {
+    use iot_proto::{DecodeErrorKind, Page, QueryUpgradeTaskList};
+    let max = <iot_model::OperationPage as Page>::LIMITS.page_size_max as usize;
+    let page = |count: usize| {
+        let items: Vec<Value> = (0..count).map(|n| json!({ "operationId": format!("op-{n}") })).collect();
+        serde_json::to_vec(&json!({ "totalCount": count, "data": items })).unwrap()
+    };
+    let full = http::Response::builder().status(200).body(page(max)).unwrap();
+    let read = iot_proto::client::parse_response::<QueryUpgradeTaskList, _>(&full).unwrap();
+    assert_eq!(read.data.len(), max);
+    // One item more than any page of the family may hold, readable or not.
+    for body in [page(max + 1), format!(r#"{{"date":[{}]}}"#, vec!["{}"; max + 1].join(",")).into_bytes()] {
+        let over = http::Response::builder().status(200).body(body).unwrap();
+        match iot_proto::client::parse_response::<QueryUpgradeTaskList, _>(&over) {
+            Err(FromHttpResponseError::Decode(e)) => {
+                assert_eq!(e.kind, DecodeErrorKind::OversizedPage { max: 100 });
+                assert!(e.path == "data" || e.path == "date", "{}", e.path);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_page_walker_ends_on_a_page_larger_than_it_asked_for() {
+    use iot_model::{OperationId, OperationInfo, OperationPage};
+    use iot_proto::call::{PageWalker, WalkStop};
+    use iot_proto::pager::WalkError;
+    use iot_proto::{Page, QueryUpgradeTaskList};
+    let mut walker = PageWalker::new(QueryUpgradeTaskList::new().with_page_size(10), 10).unwrap();
+    assert!(walker.next_request().is_some());
+    let items = (0..11).map(|n| OperationInfo::new(OperationId::new(format!("op-{n}")).unwrap())).collect();
+    let page = OperationPage::from_items(0, 10, 100, items);
+    let oversized = WalkError::OversizedPage { page_no: 0, asked: 10, held: 11 };
+    assert_eq!(walker.handle_page(&page), Err(oversized.clone()));
+    assert!(walker.next_request().is_none());
+    assert_eq!(walker.outcome(), Some(Err(WalkStop::Walk(oversized))));
+}
