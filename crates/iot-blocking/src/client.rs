@@ -10,8 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use iot_proto::Endpoint;
-use iot_proto::call::{Call, CallError, ClientCore, Renewal, Step};
-use iot_proto::retry::TransportFailure;
+use iot_proto::call::{CallError, ClientCore, Drive, Step};
 use iot_proto::session::SessionState;
 
 use crate::config::ClientConfig;
@@ -125,7 +124,7 @@ impl Client {
     }
 
     /// Runs a machine to its result.
-    fn drive<M: Machine>(&self, machine: M) -> Result<M::Output, Error> {
+    fn drive<M: Drive<TransportError>>(&self, machine: M) -> Result<M::Output, Error> {
         let mut guard = Abandon { client: self, machine: Some(machine) };
         // Always `Some` here; the guard takes the machine back only when it is dropped.
         let Some(machine) = guard.machine.as_mut() else { return Err(Error::Call(CallError::Finished)) };
@@ -163,72 +162,17 @@ impl Client {
 }
 
 /// Gives back what a machine holds in the core when the driving ends, by a result or by a panic.
-struct Abandon<'c, M: Machine> {
+struct Abandon<'c, M: Drive<TransportError>> {
     client: &'c Client,
     machine: Option<M>,
 }
 
-impl<M: Machine> Drop for Abandon<'_, M> {
+impl<M: Drive<TransportError>> Drop for Abandon<'_, M> {
     fn drop(&mut self) {
         if let Some(machine) = self.machine.take() {
             let mut core = self.client.lock();
             machine.abandon(&mut core);
             self.client.wake(&mut core);
         }
-    }
-}
-
-/// The driver's view of a [`Call`] and a [`Renewal`], which are driven alike.
-trait Machine {
-    type Output;
-    fn deadline(&self) -> Instant;
-    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<Self::Output, TransportError>;
-    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<Vec<u8>>);
-    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, e: TransportError);
-    fn poll_event(&mut self) -> Option<iot_proto::call::Event>;
-    fn abandon(self, core: &mut ClientCore);
-}
-
-impl<E: Endpoint> Machine for Call<'_, E, TransportError> {
-    type Output = E::Response;
-    fn deadline(&self) -> Instant {
-        Call::deadline(self)
-    }
-    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<E::Response, TransportError> {
-        Call::poll(self, core, now)
-    }
-    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<Vec<u8>>) {
-        Call::handle_response(self, core, now, response);
-    }
-    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, e: TransportError) {
-        Call::handle_failure(self, core, now, failure, e);
-    }
-    fn poll_event(&mut self) -> Option<iot_proto::call::Event> {
-        Call::poll_event(self)
-    }
-    fn abandon(self, core: &mut ClientCore) {
-        Call::abandon(self, core);
-    }
-}
-
-impl Machine for Renewal<TransportError> {
-    type Output = ();
-    fn deadline(&self) -> Instant {
-        Renewal::deadline(self)
-    }
-    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<(), TransportError> {
-        Renewal::poll(self, core, now)
-    }
-    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<Vec<u8>>) {
-        Renewal::handle_response(self, core, now, response);
-    }
-    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, e: TransportError) {
-        Renewal::handle_failure(self, core, now, failure, e);
-    }
-    fn poll_event(&mut self) -> Option<iot_proto::call::Event> {
-        Renewal::poll_event(self)
-    }
-    fn abandon(self, core: &mut ClientCore) {
-        Renewal::abandon(self, core);
     }
 }

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use iot_model::{AppId, AppSecret};
-use iot_proto::call::{Call, ClientCore, CoreConfig, Event, Renewal, Step, Transmit};
+use iot_proto::call::{ClientCore, CoreConfig, Drive, Event, Renewal, Step, Transmit};
 use iot_proto::ratelimit::RateLimit;
-use iot_proto::retry::{RetryPolicy, RetryQuota, TransportFailure};
+use iot_proto::retry::{RetryPolicy, RetryQuota};
 use iot_proto::session::{SessionConfig, SessionState};
 use iot_proto::{BaseUrl, Endpoint};
 use tokio::sync::Notify;
@@ -274,7 +274,7 @@ impl Client {
     }
 
     /// The driver loop: does what the machine says until it is done.
-    async fn drive<M: Machine>(&self, machine: M) -> Result<M::Output, Error> {
+    async fn drive<M: Drive<TransportError> + Send>(&self, machine: M) -> Result<M::Output, Error> {
         let clock = &self.inner.config.clock;
         // Gives the machine back to the core if this future is dropped mid-call (a renewal it holds).
         let mut guard = Abandon { client: self, machine: Some(machine) };
@@ -320,7 +320,7 @@ impl Client {
     }
 
     /// After every step: wakes the calls waiting for a renewal that ended, and logs the machine's events.
-    fn settle<M: Machine>(&self, core: &mut ClientCore, machine: &mut M) {
+    fn settle<M: Drive<TransportError>>(&self, core: &mut ClientCore, machine: &mut M) {
         if core.take_wakeup() {
             self.inner.renewed.notify_waiters();
         }
@@ -332,12 +332,12 @@ impl Client {
 }
 
 /// Returns a dropped call's hold on the core.
-struct Abandon<'c, M: Machine> {
+struct Abandon<'c, M: Drive<TransportError>> {
     client: &'c Client,
     machine: Option<M>,
 }
 
-impl<M: Machine> Drop for Abandon<'_, M> {
+impl<M: Drive<TransportError>> Drop for Abandon<'_, M> {
     fn drop(&mut self) {
         if let Some(machine) = self.machine.take() {
             let mut core = self.client.lock();
@@ -346,76 +346,6 @@ impl<M: Machine> Drop for Abandon<'_, M> {
                 self.client.inner.renewed.notify_waiters();
             }
         }
-    }
-}
-
-/// What the driver loop needs of a call or a renewal.
-trait Machine: Send {
-    type Output;
-    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<Self::Output, TransportError>;
-    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<bytes::Bytes>);
-    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: TransportError);
-    fn poll_event(&mut self) -> Option<Event>;
-    fn deadline(&self) -> Instant;
-    fn abandon(self, core: &mut ClientCore);
-}
-
-impl<E: Endpoint + Send + Sync> Machine for Call<'_, E, TransportError>
-where
-    E::Response: Send,
-{
-    type Output = E::Response;
-    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<E::Response, TransportError> {
-        Call::poll(self, core, now)
-    }
-    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<bytes::Bytes>) {
-        Call::handle_response(self, core, now, response);
-    }
-    fn handle_failure(
-        &mut self,
-        core: &mut ClientCore,
-        now: Instant,
-        failure: TransportFailure,
-        error: TransportError,
-    ) {
-        Call::handle_failure(self, core, now, failure, error);
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        Call::poll_event(self)
-    }
-    fn deadline(&self) -> Instant {
-        Call::deadline(self)
-    }
-    fn abandon(self, core: &mut ClientCore) {
-        Call::abandon(self, core);
-    }
-}
-
-impl Machine for Renewal<TransportError> {
-    type Output = ();
-    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<(), TransportError> {
-        Renewal::poll(self, core, now)
-    }
-    fn handle_response(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<bytes::Bytes>) {
-        Renewal::handle_response(self, core, now, response);
-    }
-    fn handle_failure(
-        &mut self,
-        core: &mut ClientCore,
-        now: Instant,
-        failure: TransportFailure,
-        error: TransportError,
-    ) {
-        Renewal::handle_failure(self, core, now, failure, error);
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        Renewal::poll_event(self)
-    }
-    fn deadline(&self) -> Instant {
-        Renewal::deadline(self)
-    }
-    fn abandon(self, core: &mut ClientCore) {
-        Renewal::abandon(self, core);
     }
 }
 

@@ -1157,6 +1157,71 @@ impl<T> Renewal<T> {
     }
 }
 
+/// What a driver loop needs of a [`Call`] or a [`Renewal`]: both are driven the same way, so a driver writes its
+/// loop once, generic over this trait. Each method is the inherent method of the same name.
+pub trait Drive<T> {
+    /// What the machine ends with: the endpoint's answer for a call, `()` for a renewal.
+    type Output;
+    /// See [`Call::poll`].
+    #[must_use = "the step says what the driver must do next"]
+    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<Self::Output, T>;
+    /// See [`Call::handle_response`].
+    fn handle_response<B: AsRef<[u8]>>(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<B>);
+    /// See [`Call::handle_failure`].
+    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: T);
+    /// See [`Call::poll_event`].
+    #[must_use]
+    fn poll_event(&mut self) -> Option<Event>;
+    /// See [`Call::deadline`].
+    fn deadline(&self) -> Instant;
+    /// See [`Call::abandon`].
+    fn abandon(self, core: &mut ClientCore);
+}
+
+impl<E: Endpoint, T> Drive<T> for Call<'_, E, T> {
+    type Output = E::Response;
+    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<E::Response, T> {
+        Call::poll(self, core, now)
+    }
+    fn handle_response<B: AsRef<[u8]>>(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<B>) {
+        Call::handle_response(self, core, now, response);
+    }
+    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: T) {
+        Call::handle_failure(self, core, now, failure, error);
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Call::poll_event(self)
+    }
+    fn deadline(&self) -> Instant {
+        Call::deadline(self)
+    }
+    fn abandon(self, core: &mut ClientCore) {
+        Call::abandon(self, core);
+    }
+}
+
+impl<T> Drive<T> for Renewal<T> {
+    type Output = ();
+    fn poll(&mut self, core: &mut ClientCore, now: Instant) -> Step<(), T> {
+        Renewal::poll(self, core, now)
+    }
+    fn handle_response<B: AsRef<[u8]>>(&mut self, core: &mut ClientCore, now: Instant, response: http::Response<B>) {
+        Renewal::handle_response(self, core, now, response);
+    }
+    fn handle_failure(&mut self, core: &mut ClientCore, now: Instant, failure: TransportFailure, error: T) {
+        Renewal::handle_failure(self, core, now, failure, error);
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Renewal::poll_event(self)
+    }
+    fn deadline(&self) -> Instant {
+        Renewal::deadline(self)
+    }
+    fn abandon(self, core: &mut ClientCore) {
+        Renewal::abandon(self, core);
+    }
+}
+
 /// A paged walk as a machine on top of [`Call`]: it says which page to ask for, checks each page against the
 /// walk's integrity rules, and says how the walk ended.
 ///
