@@ -9,5 +9,6 @@ mod choreography;
 mod determinism;
 mod listening;
 mod shapes;
+mod state;
 mod support;
 mod upgrade;
