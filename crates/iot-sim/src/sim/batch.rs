@@ -108,6 +108,10 @@ pub(crate) struct BatchTask {
 }
 
 impl BatchTask {
+    pub(crate) fn subtask_count(&self) -> usize {
+        self.subs.len()
+    }
+
     fn info(&self, now: Ms, with_tags: bool) -> BatchTaskInfo {
         let (mut pending, mut success, mut fail, mut timeout, mut expired) = (0u64, 0u64, 0u64, 0u64, 0u64);
         for sub in &self.subs {
@@ -277,6 +281,18 @@ impl Simulator {
         };
         let mut seen = BTreeSet::new();
         Ok(selected.into_iter().filter(|id| seen.insert(id.clone())).collect())
+    }
+
+    /// Every batch task's id, owning app and name, in creation order: the platform's own record, read without a
+    /// request, for checks that compare what clients saw with what exists (tests, the soak).
+    pub fn batch_tasks(&self) -> Vec<(TaskId, AppId, String)> {
+        self.batches.iter().map(|t| (t.id.clone(), t.app_id.clone(), t.name.clone())).collect()
+    }
+
+    /// The command ids of a batch task's subtasks in listing order, read without a request; `None` for an
+    /// unknown task.
+    pub fn batch_command_ids(&self, id: &TaskId) -> Option<Vec<CommandId>> {
+        self.batches.iter().find(|t| t.id == *id).map(|t| t.subs.iter().map(|s| s.command_id.clone()).collect())
     }
 
     fn batch(&self, caller: &AppId, id: &TaskId) -> Result<&BatchTask, ApiError> {

@@ -365,6 +365,24 @@ impl SimConfig {
     }
 }
 
+/// How much state a simulator holds (see [`Simulator::state_size`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateSize {
+    /// Upgrade tasks created.
+    pub upgrade_tasks: usize,
+    /// Their subtasks, one per device.
+    pub upgrade_subtasks: usize,
+    /// Batch tasks created.
+    pub batch_tasks: usize,
+    /// Their subtasks, one per device.
+    pub batch_subtasks: usize,
+    /// Ids issued so far (tasks, subtasks, commands), kept to never issue one twice.
+    pub issued_ids: usize,
+    /// Device version changes scheduled and not yet due.
+    pub pending_versions: usize,
+}
+
 /// A device's version change, due when an upgrade succeeds.
 #[derive(Clone, Debug)]
 struct VersionEvent {
@@ -613,6 +631,18 @@ impl Simulator {
     /// The number of upgrade tasks and of batch tasks created so far.
     pub fn task_counts(&self) -> (usize, usize) {
         (self.upgrades.len(), self.batches.len())
+    }
+
+    /// How much state the simulator holds, to tell growth that the tasks explain from a leak.
+    pub fn state_size(&self) -> StateSize {
+        StateSize {
+            upgrade_tasks: self.upgrades.len(),
+            upgrade_subtasks: self.upgrades.iter().map(upgrade::UpgradeTask::subtask_count).sum(),
+            batch_tasks: self.batches.len(),
+            batch_subtasks: self.batches.iter().map(batch::BatchTask::subtask_count).sum(),
+            issued_ids: self.issued_ids.len(),
+            pending_versions: self.pending_versions.len(),
+        }
     }
 
     /// The latest simulated time seen.

@@ -204,6 +204,10 @@ pub(crate) struct UpgradeTask {
 }
 
 impl UpgradeTask {
+    pub(crate) fn subtask_count(&self) -> usize {
+        self.subs.len()
+    }
+
     /// Status, counts and stop time at `now`, all computed from the subtasks.
     fn summary(&self, now: Ms) -> (OperationStatus, OperationStaResult, Option<Ms>) {
         let mut sta = OperationStaResult::new().with_total(self.subs.len() as u64);
@@ -472,6 +476,17 @@ impl Simulator {
             total,
             items.into_iter().map(|s| task.sub_info(s, now)).collect(),
         ))
+    }
+
+    /// Every upgrade task's id and its subtasks' devices, in creation order: the platform's own record, read
+    /// without a request, for checks that compare what clients saw with what exists (tests, the soak).
+    pub fn upgrade_tasks(&self) -> Vec<(OperationId, Vec<DeviceId>)> {
+        self.upgrades.iter().map(|t| (t.id.clone(), t.subs.iter().map(|s| s.device_id.clone()).collect())).collect()
+    }
+
+    /// The ids of an upgrade task's subtasks in listing order, read without a request; `None` for an unknown task.
+    pub fn sub_operation_ids(&self, id: &OperationId) -> Option<Vec<SubOperationId>> {
+        self.upgrade(id).ok().map(|t| t.subs.iter().map(|s| s.id.clone()).collect())
     }
 
     fn upgrade(&self, id: &OperationId) -> Result<&UpgradeTask, ApiError> {

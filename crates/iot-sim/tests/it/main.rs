@@ -10,5 +10,6 @@ mod determinism;
 mod hardening;
 mod listening;
 mod shapes;
+mod state;
 mod support;
 mod upgrade;
