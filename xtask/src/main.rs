@@ -1,5 +1,7 @@
-//! Project automation: `cargo xtask codegen [--check]` generates the API surface from `docs/spec/northbound.toml`.
+//! Project automation: `cargo xtask codegen [--check]` generates the API surface from `docs/spec/northbound.toml`;
+//! `cargo xtask fuzz` runs the fuzz targets (see `fuzz.rs`).
 
+mod fuzz;
 mod gen_client;
 mod gen_docs;
 mod gen_model;
@@ -112,7 +114,8 @@ fn run(args: &[String]) -> Result<(), String> {
             }
             Ok(())
         }
-        _ => Err("usage: cargo xtask codegen [--check]".into()),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
+        _ => Err(format!("usage: cargo xtask codegen [--check] | {}", fuzz::USAGE)),
     }
 }
 
