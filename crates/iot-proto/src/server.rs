@@ -33,7 +33,7 @@ pub enum RouteError {
 
 /// Maps method and path to an endpoint. Literal segments win over placeholders, so
 /// `POST /operations/softwareUpgrade` is never read as an operation id.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Router {
     routes: Vec<(http::Method, Vec<&'static str>, EndpointId)>,
 }

@@ -27,6 +27,7 @@ enum Kind {
 }
 
 /// A token and the moment it stops being accepted.
+#[derive(Clone)]
 struct Issued {
     value: String,
     expires: Ms,
@@ -39,6 +40,7 @@ impl Issued {
 }
 
 /// One application's live state.
+#[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) config: AppConfig,
     access: Option<Issued>,

@@ -394,6 +394,7 @@ struct VersionEvent {
 }
 
 /// The simulated platform.
+#[derive(Clone)]
 pub struct Simulator {
     seed: u64,
     token_lifetime: Ms,
