@@ -224,6 +224,7 @@ pub async fn run(s: &Session, format: Format, job: Job) -> Result<Exit, Failure>
             let rollout = Rollout::new(&config, s.now())
                 .map_err(|e| Failure::usage(format!("the retry cannot be planned: {e}")))?;
             out.line(&format!("journal: {}", journal.display()))?;
+            out.plan(&rollout)?;
             drive(s, &mut out, rollout, &mut file).await
         }
     }
