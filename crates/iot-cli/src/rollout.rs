@@ -336,7 +336,10 @@ fn halted(report: &Report, journal: &Path, last_failure: Option<Exit>) -> Failur
     match &report.halted {
         Some(HaltReason::FailureRate { wave, devices, failed, rate, max_failure_rate }) => {
             let retry = report.waves.get(*wave).and_then(|w| w.failed_devices.first()).map(|f| {
-                format!("; once the cause is fixed, `iotctl retry-failed {} --package {}`", f.operation_id, report.package)
+                format!(
+                    "; once the cause is fixed, `iotctl retry-failed {} --package {}`",
+                    f.operation_id, report.package
+                )
             });
             Failure::new(
                 Exit::TaskFailed,
@@ -427,7 +430,15 @@ impl Out {
         let sizes: Vec<String> = plan
             .waves
             .iter()
-            .map(|w| format!("{} ({} devices, {} task{})", stage(w.stage), w.device_count(), w.tasks.len(), plural(w.tasks.len())))
+            .map(|w| {
+                format!(
+                    "{} ({} devices, {} task{})",
+                    stage(w.stage),
+                    w.device_count(),
+                    w.tasks.len(),
+                    plural(w.tasks.len())
+                )
+            })
             .collect();
         self.line(&format!(
             "{} package {} to {devices} devices in {} wave{}: {}; halt over {} failed per wave",
@@ -480,7 +491,8 @@ impl Out {
                     )
                 }
                 Record::Created { wave, task, operation_id, found_by_lookup, .. } => {
-                    let how = if *found_by_lookup { "found on the platform (created before the restart)" } else { "created" };
+                    let how =
+                        if *found_by_lookup { "found on the platform (created before the restart)" } else { "created" };
                     format!(
                         "{}: task {}/{} {how}: {operation_id} ({} devices)",
                         self.wave_name(*wave),

@@ -102,9 +102,7 @@ fn a_rollout_killed_mid_wave_resumes_without_creating_any_task_twice() {
         killed_at["event"], killed_at["wave"], killed_at["task"]
     );
 
-    let mut second = spawn(
-        rollout(&["rollout", "resume"]).arg(&journal).stdout(Stdio::piped()).stderr(Stdio::piped()),
-    );
+    let mut second = spawn(rollout(&["rollout", "resume"]).arg(&journal).stdout(Stdio::piped()).stderr(Stdio::piped()));
     let started = Instant::now();
     let status = loop {
         if let Ok(Some(status)) = second.0.try_wait() {
@@ -145,7 +143,12 @@ fn a_rollout_killed_mid_wave_resumes_without_creating_any_task_twice() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|t| t["extendPara"]["fileVersion"] == "V2.0.0")
         .map(|t| {
-            t["targets"]["devices"].as_array().into_iter().flatten().filter_map(|d| d.as_str().map(str::to_owned)).collect()
+            t["targets"]["devices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.as_str().map(str::to_owned))
+                .collect()
         })
         .collect();
     assert_eq!(ours.len(), planned.len(), "one task per planned task, none twice: {ours:?}");
