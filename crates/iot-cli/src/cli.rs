@@ -26,9 +26,13 @@ pub struct Cli {
     /// Simulated seconds per real second (--sim and `sim serve`); 0 freezes simulated time.
     #[arg(long, global = true, default_value_t = 60.0, value_name = "X", allow_negative_numbers = true)]
     pub sim_time_scale: f64,
-    /// Number of simulated devices (--sim and `sim serve`).
+    /// Number of simulated devices (--sim and `sim serve`), of two device types.
     #[arg(long, global = true, default_value_t = 300, value_name = "N")]
     pub sim_fleet_size: usize,
+    /// Chance that a simulated device's upgrade (or command) fails, like 10% or 0.1 (--sim and `sim serve`;
+    /// default 10%).
+    #[arg(long, global = true, value_name = "RATE")]
+    pub sim_failure_rate: Option<String>,
     /// Output format: a table for people, JSON (one object per line) or CSV for programs.
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -78,12 +82,73 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    // ---------------------------------------------------------------------------------------------------
-    // Reserved for the staged rollout (crates/iot-rollout, built by another engineer): `rollout`,
-    // `rollout resume` and `retry-failed` are added here as variants once that state machine exists.
-    // Nothing stands in for them before then, so `iotctl rollout` is an unknown command, not a stub that
-    // pretends to work.
-    // ---------------------------------------------------------------------------------------------------
+    /// Roll a package out to a fleet in waves, halting when a wave fails too often (see docs/rollout.md).
+    Rollout(RolloutArgs),
+    /// Create a new task for exactly the devices that failed in an earlier, finished upgrade task.
+    RetryFailed(RetryFailedArgs),
+}
+
+/// `iotctl rollout ...`: a new rollout, or `rollout resume JOURNAL`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(group(ArgGroup::new("kind").required(true).args(["firmware", "software"])))]
+pub struct RolloutArgs {
+    /// Resume a rollout from its journal.
+    #[command(subcommand)]
+    pub resume: Option<RolloutCommand>,
+    /// Roll out a firmware package.
+    #[arg(long)]
+    pub firmware: bool,
+    /// Roll out a software package.
+    #[arg(long)]
+    pub software: bool,
+    /// The package's file id.
+    #[arg(long, value_name = "ID", required = true)]
+    pub package: Option<String>,
+    /// The fleet, in rollout order: a file of device ids, one per line or a JSON array (`-` = stdin).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub devices: Option<PathBuf>,
+    /// Cumulative stages, as percentages of the fleet, strictly increasing.
+    #[arg(long, default_value = "1%,10%,50%,100%", value_name = "LIST")]
+    pub stages: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Settings shared by `rollout` and `retry-failed`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Halt when more than this share of a wave's devices fail (like 2%).
+    #[arg(long, default_value = "2%", value_name = "RATE")]
+    pub max_failure_rate: String,
+    /// Seconds between polls of a running task (on --sim, simulated seconds).
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub poll: f64,
+    /// The journal to write; it must not exist yet (default: ./rollout-TIME.jsonl, or ./retry-TASK-TIME.jsonl).
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+}
+
+/// `iotctl rollout resume`
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Resume a rollout from its journal, after a crash, a kill or a halt because calls kept failing.
+    Resume {
+        /// The journal the rollout wrote.
+        journal: PathBuf,
+    },
+}
+
+/// Options of `retry-failed`.
+#[derive(Debug, Args)]
+pub struct RetryFailedArgs {
+    /// The earlier upgrade task's operation id; it must have finished.
+    pub task: String,
+    /// The package to install (the task does not say which file it installed).
+    #[arg(long, value_name = "ID")]
+    pub package: String,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `iotctl packages ...`

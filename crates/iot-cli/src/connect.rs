@@ -12,6 +12,7 @@ use iot_model::{
     AppId, AppSecret, BatchTaskRequest, Command, CreateUpgradeTask, DeviceCmdParam, DeviceCmdType, FileType,
     OperateDevices,
 };
+use iot_proto::ratelimit::RateLimit;
 use iot_proto::{BaseUrl, CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask};
 use iot_sim::embedded::{EmbeddedOptions, EmbeddedSim};
 use iot_sim::sim::{DEFAULT_APP_ID, DEFAULT_SECRET, Device, SimConfig};
@@ -33,6 +34,25 @@ pub struct Session {
     pub sim: Option<EmbeddedSim>,
     /// The tasks the simulator was seeded with: what each is and its id.
     pub seeded: Vec<(&'static str, String)>,
+    /// Simulated seconds per real second of `sim`'s clock (1 without a simulator).
+    pub time_scale: f64,
+}
+
+impl Session {
+    /// The time on the platform's clock as the driver sees it: the simulator's for `--sim` (which runs
+    /// `time_scale` times faster than the wall clock and starts in 2024), else the wall clock.
+    pub fn now(&self) -> SystemTime {
+        self.sim.as_ref().map_or_else(SystemTime::now, EmbeddedSim::now)
+    }
+
+    /// Sleeps until `until` on [`Session::now`]'s clock.
+    pub async fn sleep_until(&self, until: SystemTime) {
+        let left = until.duration_since(self.now()).unwrap_or_default();
+        let real = if self.sim.is_some() { left.div_f64(self.time_scale.max(1e-9)) } else { left };
+        // A floor keeps a loop that overshoots by rounding from spinning; a ceiling keeps a frozen simulator
+        // (scale ~0) from putting the process to sleep for ages.
+        tokio::time::sleep(real.clamp(Duration::from_millis(1), Duration::from_secs(3600))).await;
+    }
 }
 
 /// The simulator's settings from the command line.
@@ -44,7 +64,11 @@ pub fn sim_config(cli: &Cli) -> Result<(SimConfig, f64), Failure> {
     // The simulator's clock takes only positive scales; the smallest one stands for "frozen": a run of a
     // few seconds moves simulated time by far less than the second the platform's times resolve.
     let scale = if scale == 0.0 { f64::MIN_POSITIVE } else { scale };
-    Ok((SimConfig::default().with_seed(cli.sim_seed).with_fleet_size(cli.sim_fleet_size), scale))
+    let mut config = SimConfig::default().with_seed(cli.sim_seed).with_fleet_size(cli.sim_fleet_size);
+    if let Some(rate) = &cli.sim_failure_rate {
+        config = config.with_failure_rate(crate::rollout::parse_rate("--sim-failure-rate", rate)?);
+    }
+    Ok((config, scale))
 }
 
 /// The fleet the simulator of these options has, without serving it.
@@ -62,9 +86,15 @@ pub async fn start_sim(cli: &Cli, start: SystemTime) -> Result<Session, Failure>
         .map_err(|e| Failure::new(crate::error::Exit::Unreachable, format!("cannot start the simulator: {e}")))?;
     let base = BaseUrl::parse(sim.base_url()).map_err(|e| Failure::usage(format!("simulator URL: {e}")))?;
     let app_id = AppId::new(DEFAULT_APP_ID).map_err(|e| Failure::usage(e.to_string()))?;
-    let client = Client::new(client_config(cli, base, app_id.clone(), AppSecret::new(DEFAULT_SECRET)))?;
+    let mut config = client_config(cli, base, app_id.clone(), AppSecret::new(DEFAULT_SECRET));
+    if scale > 1.0 {
+        // The simulator counts its 100 calls per minute on its own clock; a client counting them on the wall
+        // clock would wait a real minute for what the simulator allows in 60/scale seconds.
+        config = config.with_rate_limit(RateLimit::new(100, Duration::from_secs(60).div_f64(scale)));
+    }
+    let client = Client::new(config)?;
     let seeded = seed(&sim, &client, &app_id).await?;
-    Ok(Session { client, app_id, sim: Some(sim), seeded })
+    Ok(Session { client, app_id, sim: Some(sim), seeded, time_scale: scale })
 }
 
 /// The client settings every command shares.
@@ -103,7 +133,7 @@ pub async fn connect(cli: &Cli) -> Result<Session, Failure> {
     }
     let secret = config::secret(&name, app_id.as_str())?;
     let client = Client::new(client_config(cli, base, app_id.clone(), secret).with_transport(transport))?;
-    Ok(Session { client, app_id, sim: None, seeded: Vec::new() })
+    Ok(Session { client, app_id, sim: None, seeded: Vec::new(), time_scale: 1.0 })
 }
 
 /// Creates the seeded tasks: a firmware task that has finished, and a software task and a batch task in progress.

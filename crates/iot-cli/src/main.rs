@@ -11,6 +11,7 @@ mod devices;
 mod error;
 mod local;
 mod output;
+mod rollout;
 mod watch;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ async fn run(cli: &Cli) -> Result<Exit, Failure> {
         }
         _ => {}
     }
+    // The rollout commands' input is checked before anything connects.
+    let job = rollout::prepare(cli)?;
     let session = connect::connect(cli).await?;
     let format = cli.output;
     let exit = match &cli.command {
@@ -39,6 +42,10 @@ async fn run(cli: &Cli) -> Result<Exit, Failure> {
         Command::Tasks(cmd) => commands::tasks(&session, format, cmd).await,
         Command::Subtasks(args) => commands::subtasks(&session, format, args).await,
         Command::Batch(cmd) => commands::batch(&session, format, cmd).await,
+        Command::Rollout(_) | Command::RetryFailed(_) => match job {
+            Some(job) => rollout::run(&session, format, job).await,
+            None => Ok(Exit::Ok),
+        },
         Command::Profile(_) | Command::Completions { .. } | Command::Sim(_) => Ok(Exit::Ok),
     };
     let base = session.client.config().base_url.to_string();

@@ -9,6 +9,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod process;
+mod rollout;
 
 /// The snapshot cases; `TRYCMD=overwrite cargo test -p iot-cli` rewrites them after a deliberate change.
 #[test]

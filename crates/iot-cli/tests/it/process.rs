@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// `iotctl` with a scratch config directory and none of the developer's settings.
-fn iotctl(config_dir: &Path) -> Command {
+pub(crate) fn iotctl(config_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_iotctl"));
     cmd.env("IOTCTL_CONFIG_DIR", config_dir)
         .env_remove("IOTCTL_SECRET")
@@ -15,18 +15,18 @@ fn iotctl(config_dir: &Path) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     match cmd.output() {
         Ok(out) => out,
         Err(e) => panic!("cannot run iotctl: {e}"),
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn scratch() -> tempfile::TempDir {
+pub(crate) fn scratch() -> tempfile::TempDir {
     match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(e) => panic!("no temporary directory: {e}"),
