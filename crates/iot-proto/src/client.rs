@@ -176,7 +176,7 @@ pub fn read_answer<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Resu
 /// `totalCount`, say, or items that are not a list) is an error as a whole.
 ///
 /// The items member is read aside from the page, and refused as soon as it holds more items than the family's
-/// largest page size ([`DecodeErrorKind::OversizedPage`](crate::error::DecodeErrorKind::OversizedPage)): a page
+/// largest page size ([`DecodeErrorKind::OversizedPage`]): a page
 /// is never collected first and counted after, so a body of millions of tiny items never becomes millions of
 /// decoded ones.
 pub fn read_page<P: Page + DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<P, FromHttpResponseError>
