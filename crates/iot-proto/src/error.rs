@@ -190,10 +190,13 @@ pub fn probe_error_body(body: &[u8]) -> Option<(Option<ErrorCode>, Option<String
     if body[start] != b'{' {
         return None;
     }
+    // JSON is UTF-8 throughout: skipping a value does not check its bytes, so the whole body is checked first,
+    // or a body a JSON reader refuses (a bad byte in a skipped member) could still pass for an error object.
+    let text = std::str::from_utf8(body).ok()?;
     // Only the two members are read; every other value is skipped, not built, so that probing a huge body
     // costs no memory.
     let probe = iot_model::de::with_budget(crate::client::decode_budget(body.len()), || {
-        serde_json::from_slice::<ErrorProbe>(body)
+        serde_json::from_str::<ErrorProbe>(text)
     })
     .ok()?;
     let (code, description) = (probe.code.flatten(), probe.description.flatten());

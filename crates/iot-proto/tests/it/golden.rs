@@ -326,3 +326,15 @@ fn every_fixture_is_used() {
         assert!(sources.contains(&format!("\"{name}\"")), "fixture {name} is not used");
     }
 }
+
+/// Found by the fuzzer: a body that is no JSON (a bad UTF-8 byte in a member the probe skips) is not an error
+/// object, as a JSON reader would say.
+#[test]
+fn a_body_with_a_bad_byte_in_a_skipped_member_is_no_error_object() {
+    let body = b"{\"error_code\": \"<string>\", \"%4Ferror_desc\": \"\xbcstring>\"}";
+    assert!(serde_json::from_slice::<serde_json::Value>(body).is_err());
+    assert_eq!(iot_proto::error::probe_error_body(body), None);
+    let error = ApiError::from_body(http::StatusCode::BAD_REQUEST, body);
+    assert_eq!(error.code, None);
+    assert!(error.body_excerpt.is_some());
+}
