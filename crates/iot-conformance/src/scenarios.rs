@@ -32,16 +32,7 @@ fn biggest_kind(platform: &Platform, file_type: FileType) -> (Vec<DeviceId>, Cat
     platform.sim().with_sim(|s| {
         let mut best: Option<(Vec<DeviceId>, CategoryInfo)> = None;
         for package in s.packages().iter().filter(|p| p.file_type.as_ref() == Some(&file_type)) {
-            let devices: Vec<DeviceId> = s
-                .devices()
-                .iter()
-                .filter(|d| {
-                    Some(&d.device_type) == package.device_type.as_ref()
-                        && Some(&d.model) == package.model.as_ref()
-                        && Some(&d.manufacturer_name) == package.manufacturer_name.as_ref()
-                })
-                .map(|d| d.device_id.clone())
-                .collect();
+            let devices: Vec<DeviceId> = s.devices_for(package).map(|d| d.device_id.clone()).collect();
             if best.as_ref().is_none_or(|(b, _)| devices.len() >= b.len()) {
                 best = Some((devices, package.clone()));
             }

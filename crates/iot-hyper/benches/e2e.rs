@@ -310,16 +310,7 @@ fn populated(t0: SystemTime, t_serve: SystemTime) -> (Simulator, Captures) {
         Login::try_from_http_response(&core_login(&mut sim, t0, &base, &app, DEFAULT_SECRET)).unwrap().access_token;
     let package =
         sim.packages().iter().find(|p| p.file_type == Some(FileType::FirmwarePackage)).cloned().expect("a package");
-    let devices: Vec<DeviceId> = sim
-        .devices()
-        .iter()
-        .filter(|d| {
-            Some(&d.device_type) == package.device_type.as_ref()
-                && Some(&d.model) == package.model.as_ref()
-                && Some(&d.manufacturer_name) == package.manufacturer_name.as_ref()
-        })
-        .map(|d| d.device_id.clone())
-        .collect();
+    let devices: Vec<DeviceId> = sim.devices_for(&package).map(|d| d.device_id.clone()).collect();
     assert!(devices.len() >= DEVICES_PER_TASK, "only {} devices fit the package", devices.len());
     for i in 0..TASKS {
         let chosen = (0..DEVICES_PER_TASK).map(|d| devices[(i * 7 + d) % devices.len()].clone()).collect();

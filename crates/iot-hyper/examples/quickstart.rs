@@ -50,16 +50,7 @@ async fn main() -> Result<(), BoxError> {
     let package = packages.data.first().ok_or("the simulator offers no firmware package")?.clone();
     let device_type = package.device_type.clone().unwrap_or_default();
     let devices: Vec<DeviceId> = sim.with_sim(|s| {
-        s.devices()
-            .iter()
-            .filter(|d| {
-                Some(&d.device_type) == package.device_type.as_ref()
-                    && Some(&d.model) == package.model.as_ref()
-                    && Some(&d.manufacturer_name) == package.manufacturer_name.as_ref()
-            })
-            .map(|d| d.device_id.clone())
-            .take(iot_model::limits::MAX_TARGETS as usize)
-            .collect()
+        s.devices_for(&package).map(|d| d.device_id.clone()).take(iot_model::limits::MAX_TARGETS as usize).collect()
     });
     println!(
         "package {} ({}, version {}) for {} devices of type {device_type}",

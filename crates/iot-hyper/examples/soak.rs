@@ -664,16 +664,7 @@ async fn soak(options: Options, counter: &EventCounter) -> Result<bool, BoxError
     let mut pools: Vec<Pool> = Vec::new();
     for package in sim.packages() {
         let firmware = package.file_type == Some(FileType::FirmwarePackage);
-        let devices: Vec<DeviceId> = sim
-            .devices()
-            .iter()
-            .filter(|d| {
-                Some(&d.device_type) == package.device_type.as_ref()
-                    && Some(&d.model) == package.model.as_ref()
-                    && Some(&d.manufacturer_name) == package.manufacturer_name.as_ref()
-            })
-            .map(|d| d.device_id.clone())
-            .collect();
+        let devices: Vec<DeviceId> = sim.devices_for(package).map(|d| d.device_id.clone()).collect();
         let wanted_firmware = pools.len() % 2 == 0;
         let slot = pools.iter().position(|p| p.devices == devices);
         match slot {

@@ -67,16 +67,7 @@ pub fn biggest_kind(sim: &EmbeddedSim, file_type: FileType) -> (Vec<DeviceId>, C
 pub fn biggest_kind_of(s: &iot_sim::sim::Simulator, file_type: FileType) -> (Vec<DeviceId>, CategoryInfo) {
     let mut best: Option<(Vec<DeviceId>, CategoryInfo)> = None;
     for package in s.packages().iter().filter(|p| p.file_type.as_ref() == Some(&file_type)) {
-        let devices: Vec<DeviceId> = s
-            .devices()
-            .iter()
-            .filter(|d| {
-                Some(&d.device_type) == package.device_type.as_ref()
-                    && Some(&d.model) == package.model.as_ref()
-                    && Some(&d.manufacturer_name) == package.manufacturer_name.as_ref()
-            })
-            .map(|d| d.device_id.clone())
-            .collect();
+        let devices: Vec<DeviceId> = s.devices_for(package).map(|d| d.device_id.clone()).collect();
         // Later packages of a kind are newer; `>=` keeps the newest of the biggest kind.
         if best.as_ref().is_none_or(|(b, _)| devices.len() >= b.len()) {
             best = Some((devices, package.clone()));

@@ -608,6 +608,16 @@ impl Simulator {
         &self.devices
     }
 
+    /// The devices `package` fits, in fleet order: the same device type, model and manufacturer (what the
+    /// platform checks when a task installs the package).
+    pub fn devices_for<'a>(&'a self, package: &'a CategoryInfo) -> impl Iterator<Item = &'a Device> + 'a {
+        self.devices.iter().filter(move |d| {
+            Some(&d.device_type) == package.device_type.as_ref()
+                && Some(&d.model) == package.model.as_ref()
+                && Some(&d.manufacturer_name) == package.manufacturer_name.as_ref()
+        })
+    }
+
     /// The same as [`Simulator::devices`].
     pub fn fleet(&self) -> &[Device] {
         &self.devices
