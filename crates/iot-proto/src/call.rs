@@ -252,9 +252,7 @@ impl ClientCore {
     /// The platform's clock at `at`, from the last `Date` header it sent.
     fn platform_time(&self, at: Instant) -> Option<SystemTime> {
         let (seen, date) = self.platform_date.as_ref()?;
-        let date = date.to_str().ok()?;
-        // A date read against the epoch is its distance from the epoch.
-        let then = SystemTime::UNIX_EPOCH.checked_add(parse_retry_after(date, SystemTime::UNIX_EPOCH)?)?;
+        let then = http_date(date.to_str().ok()?)?;
         match at.checked_duration_since(*seen) {
             Some(later) => then.checked_add(later),
             None => then.checked_sub(seen.duration_since(at)),
@@ -942,12 +940,8 @@ impl<'r, E: Endpoint, T> Call<'r, E, T> {
         response: &http::Response<B>,
     ) {
         if !response.status().is_success() {
-            let api = ApiError::from_body(response.status(), response.body().as_ref());
-            let signal = Signal::Response {
-                status: response.status().as_u16(),
-                error_code: api.code.as_ref().map(crate::ErrorCode::as_str),
-                retry_after: retry_after(response.headers()),
-            };
+            let error = FromHttpResponseError::Api(ApiError::from_body(response.status(), response.body().as_ref()));
+            let signal = answer_signal(&error, response.status(), retry_after(response.headers()));
             return self.lookup_failed(core, now, generation, &signal);
         }
         let Some((search, _)) = self.search.as_mut() else { return };
@@ -1090,6 +1084,17 @@ fn answer_signal(e: &FromHttpResponseError, status: http::StatusCode, retry_afte
     }
 }
 
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) as an instant: the date parser reads a date against a `now`,
+/// and read against the epoch a date is its distance from the epoch.
+fn http_date(value: &str) -> Option<SystemTime> {
+    let value = value.trim();
+    // The parser also takes delta-seconds, which a date is not.
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    SystemTime::UNIX_EPOCH.checked_add(parse_retry_after(value, SystemTime::UNIX_EPOCH)?)
+}
+
 /// The answer's `Retry-After` as a wait. The date form is measured against the answer's own `Date` header, so
 /// the core needs no wall clock and a skewed client clock does no harm; without a `Date` the date form is
 /// ignored and the policy's own delay applies.
@@ -1098,12 +1103,7 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         return parse_retry_after(value, SystemTime::UNIX_EPOCH);
     }
-    let date = headers.get(http::header::DATE)?.to_str().ok()?.trim();
-    if date.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // A date read against the epoch is its distance from the epoch: the answer's own clock.
-    let sent = SystemTime::UNIX_EPOCH.checked_add(parse_retry_after(date, SystemTime::UNIX_EPOCH)?)?;
+    let sent = http_date(headers.get(http::header::DATE)?.to_str().ok()?)?;
     parse_retry_after(value, sent)
 }
 
