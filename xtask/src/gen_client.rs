@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{Spec, snake};
+use crate::spec::{Family, Spec, snake};
 
 /// How a driver's methods look.
 #[derive(Clone, Copy)]
@@ -23,7 +23,7 @@ pub fn client(spec: &Spec, flavour: Flavour) -> String {
     let mut o = String::new();
     o.push_str(crate::HEADER);
     o.push_str("\nuse crate::{Client, Error};\n\nimpl Client {\n");
-    for ep in spec.endpoints.iter().filter(|e| e.family != "auth") {
+    for ep in spec.endpoints.iter().filter(|e| e.family != Family::Auth) {
         let resp =
             if ep.response == "empty" { "iot_proto::Empty".to_owned() } else { format!("iot_model::{}", ep.response) };
         let _ = writeln!(

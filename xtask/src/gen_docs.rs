@@ -2,24 +2,34 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{Field, Spec};
+use crate::spec::{Field, LimitRef, Location, Quirk, Spec};
 
-fn constraints(f: &Field) -> String {
+/// A named limit as the reference shows it: its value, then its constant.
+fn limit(spec: &Spec, r: &LimitRef) -> String {
+    format!("{} (`{r}`)", spec.limit_value(r))
+}
+
+/// A quirk as a link to its section of `docs/decisions.md` (`generate` checks the section exists).
+pub fn quirk_link(q: &Quirk) -> String {
+    format!("[quirk {}](decisions.md#{})", q.section, q.anchor())
+}
+
+fn constraints(spec: &Spec, f: &Field) -> String {
     let mut c = Vec::new();
     if let Some(n) = f.min_len {
         c.push(format!("length >= {n}"));
     }
-    if let Some(n) = f.max_len {
-        c.push(format!("length <= {n}"));
+    if let Some(r) = &f.max_len {
+        c.push(format!("length <= {}", limit(spec, r)));
     }
-    if let Some(n) = f.min {
-        c.push(format!(">= {n}"));
+    if let Some(r) = &f.min {
+        c.push(format!(">= {}", limit(spec, r)));
     }
-    if let Some(n) = f.max {
-        c.push(format!("<= {n}"));
+    if let Some(r) = &f.max {
+        c.push(format!("<= {}", limit(spec, r)));
     }
-    if let Some(n) = f.max_items {
-        c.push(format!("at most {n} items"));
+    if let Some(r) = &f.max_items {
+        c.push(format!("at most {} items", limit(spec, r)));
     }
     if let Some(code) = &f.code {
         c.push(format!("else `{code}`"));
@@ -31,7 +41,7 @@ fn constraints(f: &Field) -> String {
         c.push("`null` when absent".to_owned());
     }
     if let Some(q) = &f.quirk {
-        c.push(format!("quirk {q}"));
+        c.push(quirk_link(q));
     }
     c.join("; ")
 }
@@ -81,10 +91,10 @@ pub fn docs(spec: &Spec) -> String {
                     o,
                     "| `{}` | {} | `{}` | {} | {} | {} |",
                     p.json,
-                    p.location.as_deref().unwrap_or("-"),
+                    p.location.map_or("-", Location::as_str),
                     cell(&p.ty),
                     if p.required { "yes" } else { "no" },
-                    cell(&constraints(p)),
+                    cell(&constraints(spec, p)),
                     cell(&p.doc)
                 );
             }
@@ -101,6 +111,9 @@ pub fn docs(spec: &Spec) -> String {
     o.push_str("## Structures\n\nOptional fields accept `null` or absence and are left out when written.\n\n");
     for s in &spec.structs {
         let _ = writeln!(o, "### {}\n\n{}\n", s.name, s.doc);
+        if let Some(q) = &s.quirk {
+            let _ = writeln!(o, "Tolerates {}.\n", quirk_link(q));
+        }
         if let Some(p) = &s.page {
             let _ = writeln!(o, "A page of the `{}` family; its items are in `{}`.\n", p.family, p.items);
         }
@@ -112,7 +125,7 @@ pub fn docs(spec: &Spec) -> String {
                 f.json,
                 cell(&f.ty),
                 if f.required && !f.default { "yes" } else { "no" },
-                cell(&constraints(f)),
+                cell(&constraints(spec, f)),
                 cell(&f.doc)
             );
         }
@@ -122,6 +135,9 @@ pub fn docs(spec: &Spec) -> String {
     o.push_str("## Enums\n\nRead without regard to case; unknown values are kept.\n\n");
     for e in &spec.enums {
         let _ = writeln!(o, "### {}\n\n{}\n", e.name, e.doc);
+        if let Some(q) = &e.quirk {
+            let _ = writeln!(o, "Tolerates {}.\n", quirk_link(q));
+        }
         o.push_str("| wire value | also read as | meaning |\n|---|---|---|\n");
         for v in &e.values {
             let _ = writeln!(o, "| `{}` | {} | {} |", v.wire, v.aliases.join(", "), cell(&v.doc));
@@ -138,7 +154,11 @@ pub fn docs(spec: &Spec) -> String {
         let _ = writeln!(
             o,
             "| {} | {} | {}..={} | {} |",
-            p.name, p.page_no_default, p.page_size_min, p.page_size_max, p.page_size_default
+            p.name,
+            p.page_no_default,
+            limit(spec, &p.page_size_min),
+            limit(spec, &p.page_size_max),
+            p.page_size_default
         );
     }
     o.push_str("\n## Limits\n\n| name | value | meaning |\n|---|---|---|\n");
@@ -149,6 +169,15 @@ pub fn docs(spec: &Spec) -> String {
     for e in &spec.errors {
         let st: Vec<String> = e.status.iter().map(u16::to_string).collect();
         let _ = writeln!(o, "| `{}` | {} | {} | {} | {} |", e.code, e.name, st.join(", "), e.class, cell(&e.doc));
+    }
+    o.push_str(
+        "\n## The simulator's own codes\n\nNot the platform's: `iot-sim` answers these where the platform documents \
+         no code. They all start with 9 and are not in `ErrorCode`.\n\n\
+         | code | constant | HTTP status | meaning |\n|---|---|---|---|\n",
+    );
+    for e in &spec.simulator_errors {
+        let status = e.status.map_or_else(|| "- (in a subtask's `error`)".to_owned(), |s| s.to_string());
+        let _ = writeln!(o, "| `{}` | `codes::{}` | {status} | {} |", e.code, e.name, cell(&e.doc));
     }
     o
 }

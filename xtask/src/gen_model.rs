@@ -58,7 +58,7 @@ pub fn model(spec: &Spec) -> String {
     }
 
     for e in &spec.enums {
-        doc_lines(&mut o, &e.doc, e.quirk.as_deref());
+        doc_lines(&mut o, &e.doc, e.quirk.as_ref().map(ToString::to_string).as_deref());
         o.push_str("///\n/// Read without regard to case; a value this SDK does not know is kept in `Unknown`.\n");
         o.push_str("#[derive(Clone, Debug, PartialEq, Eq, Hash)]\n#[non_exhaustive]\n");
         let _ = writeln!(o, "pub enum {} {{", e.name);
@@ -155,7 +155,7 @@ fn write_attrs(f: &Field) -> Vec<String> {
 }
 
 fn struct_def(o: &mut String, s: &StructDef) {
-    doc_lines(o, &s.doc, s.quirk.as_deref());
+    doc_lines(o, &s.doc, s.quirk.as_ref().map(ToString::to_string).as_deref());
     let needs_args: Vec<&Field> = s.fields.iter().filter(|f| f.required && !f.default).collect();
     let derive_default = needs_args.is_empty();
     // A structure with alias spellings is read through a private mirror that gives every spelling its own
@@ -169,7 +169,7 @@ fn struct_def(o: &mut String, s: &StructDef) {
         s.name
     );
     for f in &s.fields {
-        doc_lines(o, &f.doc, f.quirk.as_deref());
+        doc_lines(o, &f.doc, f.quirk.as_ref().map(ToString::to_string).as_deref());
         if f.nullable {
             o.push_str("///\n/// Written as `null` when absent, as the platform does.\n");
         }

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::gen_model::{field_ty, rust_ty};
-use crate::spec::{EndpointDef, Field, Kind, SECRETS, Spec, Ty, screaming, snake};
+use crate::spec::{
+    BodyKind, EndpointDef, ErrorClass, Field, Kind, LimitRef, Location, Reconcile, SECRETS, Spec, Ty, screaming, snake,
+};
 
 const P: &str = "iot_model::";
 
@@ -21,11 +23,11 @@ pub fn proto(spec: &Spec) -> String {
     for p in &spec.paging {
         let _ = writeln!(
             o,
-            "/// {}\npub const {}_PAGING: PagingLimits = PagingLimits {{ page_size_min: {}, page_size_max: {}, page_size_default: {} }};\n",
+            "/// {}\npub const {}_PAGING: PagingLimits = PagingLimits {{ page_size_min: {} as u32, page_size_max: {} as u32, page_size_default: {} }};\n",
             p.doc,
             screaming(&p.name),
-            p.page_size_min,
-            p.page_size_max,
+            limit(&p.page_size_min),
+            limit(&p.page_size_max),
             p.page_size_default
         );
     }
@@ -41,11 +43,11 @@ pub fn proto(spec: &Spec) -> String {
     let _ = writeln!(o, "iot_model::wire_enum!(ErrorCode {{ {} }});\n", rows.join(", "));
     o.push_str("/// Every documented error code, in the order of [`ErrorCode`]'s variants.\npub static ERROR_CATALOG: &[crate::error::ErrorInfo] = &[\n");
     for e in &spec.errors {
-        let class = match e.class.as_str() {
-            "throttled" => "Throttled",
-            "auth" => "TokenInvalid",
-            "server" => "Server",
-            _ => "Permanent",
+        let class = match e.class {
+            ErrorClass::Throttled => "Throttled",
+            ErrorClass::Auth => "TokenInvalid",
+            ErrorClass::Server => "Server",
+            ErrorClass::Permanent => "Permanent",
         };
         let statuses: Vec<String> = e.status.iter().map(u16::to_string).collect();
         let _ = writeln!(
@@ -145,7 +147,9 @@ pub fn proto(spec: &Spec) -> String {
 fn body_reachable(spec: &Spec) -> BTreeSet<String> {
     let kinds = spec.kinds();
     let mut set = BTreeSet::new();
+    // Bodies, and the structs checked although they travel inside a free JSON object.
     let mut todo: Vec<String> = spec.endpoints.iter().filter_map(|e| e.body.as_ref().map(|b| b.ty.clone())).collect();
+    todo.extend(spec.structs.iter().filter(|s| s.validated).map(|s| s.name.clone()));
     while let Some(n) = todo.pop() {
         if !set.insert(n.clone()) {
             continue;
@@ -172,11 +176,21 @@ fn carries_secrets(spec: &Spec, name: &str) -> bool {
     })
 }
 
-fn code_arg(f: &Field) -> String {
+/// The `ErrorCode` variant of a catalog code (the spec's checks make sure there is one).
+fn code_variant(spec: &Spec, code: &str) -> String {
+    format!("ErrorCode::{}", spec.error(code).map_or("Unknown", |e| e.name.as_str()))
+}
+
+fn code_arg(spec: &Spec, f: &Field) -> String {
     match &f.code {
-        Some(c) => format!("Some({c:?})"),
+        Some(c) => format!("Some({})", code_variant(spec, c)),
         None => "None".into(),
     }
+}
+
+/// The constant of a named limit.
+fn limit(r: &LimitRef) -> String {
+    format!("{P}limits::{r}")
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -186,11 +200,16 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     }
 }
 
+/// A named limit as a length (`usize`).
+fn opt_len(v: Option<&LimitRef>) -> String {
+    opt(v.map(|r| format!("{} as usize", limit(r))))
+}
+
 /// Emits the checks of one field; `owner` is `self.` for struct fields.
 fn field_checks(o: &mut String, spec: &Spec, f: &Field, owner: &str, reachable: &BTreeSet<String>) {
     let Ok(t) = Ty::parse(&f.ty) else { return };
     let kinds = spec.kinds();
-    let code = code_arg(f);
+    let code = code_arg(spec, f);
     let json = &f.json;
     let mut body = String::new();
     let str_of =
@@ -202,18 +221,23 @@ fn field_checks(o: &mut String, spec: &Spec, f: &Field, owner: &str, reachable: 
                 || SECRETS.contains(&n.as_str());
             if is_str && (f.max_len.is_some() || f.min_len.is_some()) {
                 let _ =
-                    writeln!(body, "v.len({json:?}, {}, {}, {}, {code});", str_of(n), opt(f.min_len), opt(f.max_len));
+                    writeln!(body, "v.len({json:?}, {}, {}, {}, {code});", str_of(n), opt(f.min_len), opt_len(f.max_len.as_ref()));
             }
             if ["u32", "u64"].contains(&n.as_str()) && (f.min.is_some() || f.max.is_some()) {
-                let _ = writeln!(body, "v.range({json:?}, u64::from(*x), {}, {}, {code});", opt(f.min), opt(f.max));
+                let _ = writeln!(
+                    body,
+                    "v.range({json:?}, u64::from(*x), {}, {}, {code});",
+                    opt(f.min.as_ref().map(limit)),
+                    opt(f.max.as_ref().map(limit))
+                );
             }
             if reachable.contains(n) {
                 let _ = writeln!(body, "v.nested({json:?}, x);");
             }
         }
         Ty::List(inner) => {
-            if let Some(m) = f.max_items {
-                let _ = writeln!(body, "v.items({json:?}, x.len(), {m}, {code});");
+            if let Some(m) = &f.max_items {
+                let _ = writeln!(body, "v.items({json:?}, x.len(), {} as usize, {code});", limit(m));
             }
             if let Ty::Named(n) = inner.as_ref() {
                 let is_str = matches!(kinds.get(n), Some(Kind::Id)) || n == "String";
@@ -222,7 +246,7 @@ fn field_checks(o: &mut String, spec: &Spec, f: &Field, owner: &str, reachable: 
                         body,
                         "v.each_len({json:?}, x.iter().map(|x| x.as_str()), {}, {}, {code});",
                         opt(f.min_len),
-                        opt(f.max_len)
+                        opt_len(f.max_len.as_ref())
                     );
                 }
                 if reachable.contains(n) {
@@ -252,7 +276,7 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
             o,
             "/// {} ({} parameter `{}`)\npub {}: {},",
             p.doc,
-            p.location.as_deref().unwrap_or(""),
+            p.location.map_or("", Location::as_str),
             p.json,
             p.rust_name(),
             field_ty(p, P)
@@ -305,50 +329,52 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
 
     let body_ty = ep.body.as_ref().map(|b| format!("{P}{}", b.ty)).unwrap_or_else(|| "crate::endpoint::NoBody".into());
     let resp_ty = if ep.response == "empty" { "crate::endpoint::Empty".into() } else { format!("{P}{}", ep.response) };
-    let body_kind = match ep.body.as_ref().map(|b| b.kind.as_str()) {
-        Some("form") => "Form",
-        Some(_) => "Json",
+    let body_kind = match ep.body.as_ref().map(|b| b.kind) {
+        Some(BodyKind::Form) => "Form",
+        Some(BodyKind::Json) => "Json",
         None => "None",
     };
     let params: Vec<String> = ep
         .params
         .iter()
         .map(|p| {
-            let loc = if p.location.as_deref() == Some("path") { "Path" } else { "Query" };
+            let loc = if p.location == Some(Location::Path) { "Path" } else { "Query" };
             format!(
-                "ParamMeta {{ name: {:?}, location: ParamLocation::{loc}, required: {}, code: {:?} }}",
-                p.json, p.required, p.code
+                "ParamMeta {{ name: {:?}, location: ParamLocation::{loc}, required: {}, code: {} }}",
+                p.json,
+                p.required,
+                code_arg(spec, p)
             )
         })
         .collect();
-    let errors: Vec<String> = ep.errors.iter().map(|e| format!("{e:?}")).collect();
+    let errors: Vec<String> = ep.errors.iter().map(|e| code_variant(spec, e)).collect();
     let _ = writeln!(
         o,
         "impl Endpoint for {name} {{\ntype Body = {body_ty};\ntype Response = {resp_ty};\n\
          const META: &'static EndpointMeta = &EndpointMeta {{\nid: EndpointId::{name},\nname: {name:?},\nfamily: {fam:?},\n\
          method: http::Method::{method},\npath: {path:?},\nauth: {auth},\nidempotent: {idem},\nreconcile: {reconcile},\nbody: BodyKind::{body_kind},\n\
-         response: ResponseKind::{resp_kind},\nsecret_response: {secret_response},\npaging: {paging},\nrejection: {rej:?},\nerrors: &[{errors}],\nparams: &[{params}],\n}};\n",
+         response: ResponseKind::{resp_kind},\nsecret_response: {secret_response},\npaging: {paging},\nrejection: {rej},\nerrors: &[{errors}],\nparams: &[{params}],\n}};\n",
         name = ep.name,
         method = ep.method,
-        fam = ep.family,
+        fam = ep.family.as_str(),
         path = ep.path,
         auth = ep.auth,
         idem = ep.idempotent,
-        reconcile = match ep.reconcile.as_deref() {
-            Some("upgrade-task") => "Some(Reconcile::UpgradeTask)",
-            _ => "None",
+        reconcile = match ep.reconcile {
+            Some(Reconcile::UpgradeTask) => "Some(Reconcile::UpgradeTask)",
+            None => "None",
         },
         resp_kind = if ep.response == "empty" { "Empty" } else { "Json" },
         paging = ep.paging.as_ref().map(|p| format!("Some({}_PAGING)", screaming(p))).unwrap_or_else(|| "None".into()),
-        rej = ep.rejection,
+        rej = code_variant(spec, &ep.rejection),
         secret_response = carries_secrets(spec, &ep.response),
         errors = errors.join(", "),
         params = params.join(", "),
     );
     o.push_str("fn write_params(&self, w: &mut crate::endpoint::ParamWriter) {\n");
     for p in &ep.params {
-        match (p.location.as_deref(), p.required) {
-            (Some("path"), _) => {
+        match (p.location, p.required) {
+            (Some(Location::Path), _) => {
                 let _ = writeln!(o, "w.path({:?}, self.{}.as_str());", p.json, p.rust_name());
             }
             (_, true) => {
@@ -375,8 +401,8 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     }
     o.push_str("Ok(Self {\n");
     for p in &ep.params {
-        let call = match (p.location.as_deref(), p.required) {
-            (Some("path"), _) => "path",
+        let call = match (p.location, p.required) {
+            (Some(Location::Path), _) => "path",
             (_, true) => "query_required",
             _ => "query",
         };

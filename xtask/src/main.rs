@@ -1,11 +1,14 @@
 //! Project automation: `cargo xtask codegen [--check]` generates the API surface from `docs/spec/northbound.toml`;
-//! `cargo xtask fuzz` runs the fuzz targets (see `fuzz.rs`).
+//! `cargo xtask lint` finds error codes and rule numbers written by hand (see `lint.rs`); `cargo xtask fuzz` runs
+//! the fuzz targets (see `fuzz.rs`).
 
 mod fuzz;
 mod gen_client;
 mod gen_docs;
 mod gen_model;
 mod gen_proto;
+mod gen_sim_codes;
+mod lint;
 mod spec;
 
 use std::io::Write as _;
@@ -35,6 +38,16 @@ pub fn generate(root: &Path) -> Result<Vec<Output>, String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let spec: spec::Spec = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     spec.validate().map_err(|errs| format!("the spec is invalid:\n  {}", errs.join("\n  ")))?;
+    let reference = gen_docs::docs(&spec);
+    let decisions = root.join("docs/decisions.md");
+    let decisions = std::fs::read_to_string(&decisions).map_err(|e| format!("cannot read {}: {e}", decisions.display()))?;
+    let missing = missing_anchors(&reference, "decisions.md", &decisions);
+    if !missing.is_empty() {
+        return Err(format!(
+            "docs/api-reference.md would link to sections docs/decisions.md does not have: #{}",
+            missing.join(", #")
+        ));
+    }
     Ok(vec![
         Output { path: "crates/iot-model/src/generated.rs", contents: rustfmt(root, &gen_model::model(&spec))? },
         Output { path: "crates/iot-model/src/strategies.rs", contents: rustfmt(root, &gen_model::strategies(&spec))? },
@@ -47,8 +60,38 @@ pub fn generate(root: &Path) -> Result<Vec<Output>, String> {
             path: "crates/iot-blocking/src/generated.rs",
             contents: rustfmt(root, &gen_client::client(&spec, gen_client::Flavour::Blocking))?,
         },
-        Output { path: "docs/api-reference.md", contents: gen_docs::docs(&spec) },
+        Output { path: "crates/iot-sim/src/sim/codes.rs", contents: rustfmt(root, &gen_sim_codes::sim_codes(&spec))? },
+        Output { path: "docs/api-reference.md", contents: reference },
     ])
+}
+
+/// The anchors of links from `doc` to `target` (`](target#anchor)`) that no heading of `target_text` makes.
+pub fn missing_anchors(doc: &str, target: &str, target_text: &str) -> Vec<String> {
+    let headings: std::collections::BTreeSet<String> = target_text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| spec::github_slug(l.trim_start_matches('#')))
+        .collect();
+    let link = format!("]({target}#");
+    let mut missing: Vec<String> = doc
+        .split(link.as_str())
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(anchor, _)| anchor.to_owned()))
+        .filter(|anchor| !headings.contains(anchor))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
+}
+
+/// Text with CRLF line endings read as LF, so a checkout that converts line endings is not stale.
+fn normalised(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains("\r\n") { text.replace("\r\n", "\n").into() } else { text.into() }
+}
+
+/// Whether the file on disk holds `contents`, line endings aside.
+fn is_fresh(root: &Path, o: &Output) -> bool {
+    std::fs::read_to_string(root.join(o.path)).is_ok_and(|disk| normalised(&disk) == normalised(&o.contents))
 }
 
 /// Formats generated Rust with the workspace's rustfmt settings, so output is rustfmt-clean.
@@ -76,11 +119,7 @@ fn rustfmt(root: &Path, source: &str) -> Result<String, String> {
 
 /// Compares the outputs with the files on disk; returns the stale paths.
 pub fn stale(root: &Path, outputs: &[Output]) -> Vec<&'static str> {
-    outputs
-        .iter()
-        .filter(|o| std::fs::read_to_string(root.join(o.path)).ok().as_deref() != Some(o.contents.as_str()))
-        .map(|o| o.path)
-        .collect()
+    outputs.iter().filter(|o| !is_fresh(root, o)).map(|o| o.path).collect()
 }
 
 fn run(args: &[String]) -> Result<(), String> {
@@ -105,7 +144,7 @@ fn run(args: &[String]) -> Result<(), String> {
             } else {
                 for o in &outputs {
                     let path = root.join(o.path);
-                    if std::fs::read_to_string(&path).ok().as_deref() != Some(o.contents.as_str()) {
+                    if !is_fresh(&root, o) {
                         std::fs::write(&path, &o.contents)
                             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                         println!("wrote {}", o.path);
@@ -114,8 +153,9 @@ fn run(args: &[String]) -> Result<(), String> {
             }
             Ok(())
         }
+        Some("lint") => lint::run(&root),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
-        _ => Err(format!("usage: cargo xtask codegen [--check] | {}", fuzz::USAGE)),
+        _ => Err(format!("usage: cargo xtask codegen [--check] | cargo xtask lint | {}", fuzz::USAGE)),
     }
 }
 
@@ -141,6 +181,29 @@ mod tests {
         let outputs = generate(&root).unwrap_or_else(|e| panic!("{e}"));
         let stale = stale(&root, &outputs);
         assert!(stale.is_empty(), "generated files are out of date: {stale:?}; run `cargo xtask codegen`");
+    }
+
+    #[test]
+    fn a_crlf_checkout_is_not_stale() {
+        let dir = std::env::temp_dir().join(format!("xtask-crlf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f.rs"), "//! a\r\nfn b() {}\r\n").unwrap();
+        let same = Output { path: "f.rs", contents: "//! a\nfn b() {}\n".into() };
+        let other = Output { path: "f.rs", contents: "//! a\nfn c() {}\n".into() };
+        let found = stale(&dir, &[same, other]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, ["f.rs"], "only the file that differs beyond line endings is stale");
+    }
+
+    #[test]
+    fn every_quirk_link_lands_on_a_heading_of_the_decisions() {
+        let root = project_root();
+        let reference = std::fs::read_to_string(root.join("docs/api-reference.md")).unwrap();
+        let decisions = std::fs::read_to_string(root.join("docs/decisions.md")).unwrap();
+        assert!(reference.contains("](decisions.md#quirk-51)"), "the reference links its quirks");
+        assert_eq!(missing_anchors(&reference, "decisions.md", &decisions), Vec::<String>::new());
+        let broken = "see [quirk 9.9](decisions.md#quirk-99) and [x](decisions.md#model)";
+        assert_eq!(missing_anchors(broken, "decisions.md", "# Title\n## Model\n### Quirk 5.1\n"), ["quirk-99"]);
     }
 
     #[test]

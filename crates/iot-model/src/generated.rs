@@ -4,6 +4,12 @@
 
 /// Limits of the platform, as numbers.
 pub mod limits {
+    /// Smallest page size of every paging family.
+    pub const PAGE_SIZE_MIN: u64 = 1;
+    /// Largest page size of the upgrade queries.
+    pub const UPGRADE_PAGE_SIZE_MAX: u64 = 100;
+    /// Largest page size of the batch task details query.
+    pub const BATCH_PAGE_SIZE_MAX: u64 = 250;
     /// Most device ids or device group names one upgrade task may target.
     pub const MAX_TARGETS: u64 = 256;
     /// Most device ids one DeviceCmd batch task may list in `deviceList`; the contract names no limit, this is the SDK's own (see docs/decisions.md).
@@ -22,6 +28,10 @@ pub mod limits {
     pub const BATCH_TIMEOUT_MIN: u64 = 10;
     /// Longest batch task timeout (minutes, see docs/decisions.md).
     pub const BATCH_TIMEOUT_MAX: u64 = 2880;
+    /// Longest callback URL a DeviceCmd batch task may carry.
+    pub const MAX_URL_LEN: u64 = 1024;
+    /// Most times the platform may resend an unanswered command of a DeviceCmd batch task.
+    pub const MAX_RETRANSMIT: u64 = 3;
     /// A custom policy's end must be at least this many seconds after its start.
     pub const CUSTOM_WINDOW_MIN_SECS: u64 = 300;
     /// Lifetime of an access token issued by the platform.
@@ -1265,7 +1275,7 @@ pub struct DeviceCmdParam {
     /// How the task chooses its devices.
     #[serde(rename = "type")]
     pub kind: crate::DeviceCmdType,
-    /// Devices to command; required for `DeviceList`; at most MAX_BATCH_DEVICES (checked by iot-proto's rules, since `param` travels as a JSON object).
+    /// Devices to command; required for `DeviceList`.
     #[serde(
         rename = "deviceList",
         default,
@@ -1300,7 +1310,7 @@ pub struct DeviceCmdParam {
         skip_serializing_if = "Option::is_none"
     )]
     pub device_location: Option<String>,
-    /// Groups to command; required for `GroupList` and `GroupIdList`; at most MAX_BATCH_GROUPS (checked by iot-proto's rules).
+    /// Groups to command; required for `GroupList` and `GroupIdList`.
     #[serde(
         rename = "groupList",
         default,
@@ -1420,7 +1430,7 @@ pub struct BatchTaskRequest {
     /// Task parameters; a DeviceCmdParam for DeviceCmd tasks.
     #[serde(rename = "param", deserialize_with = "crate::de::object_required")]
     pub param: crate::JsonMap<String, crate::Json>,
-    /// Tags to attach to the task; at most MAX_BATCH_TAGS.
+    /// Tags to attach to the task.
     #[serde(rename = "tags", default, deserialize_with = "crate::de::list", skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<crate::Tag>>,
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FromHttpResponseError, IntoHttpError};
-use crate::generated::EndpointId;
+use crate::generated::{EndpointId, ErrorCode};
 use crate::pager::PagingLimits;
 use crate::validate::{Validate, Validator};
 use crate::wire::{BaseUrl, QueryValue, encode_component};
@@ -65,7 +65,7 @@ pub struct ParamMeta {
     pub required: bool,
     /// The code the platform answers when the value breaks its limits or cannot be read at all (for page
     /// numbers and sizes, the paging family's page-limit code); `None` leaves it to the endpoint's rejection.
-    pub code: Option<&'static str>,
+    pub code: Option<ErrorCode>,
 }
 
 /// Everything generic code needs to know about an endpoint, generated from the spec.
@@ -97,9 +97,9 @@ pub struct EndpointMeta {
     /// Paging limits, for paged queries.
     pub paging: Option<PagingLimits>,
     /// The code the platform answers for a malformed request with no more specific code.
-    pub rejection: &'static str,
+    pub rejection: ErrorCode,
     /// Documented error codes.
-    pub errors: &'static [&'static str],
+    pub errors: &'static [ErrorCode],
     /// Path and query parameters.
     pub params: &'static [ParamMeta],
 }

@@ -7,10 +7,18 @@ use crate::pager::PagingLimits;
 use crate::validate::{Validate, Validator};
 
 /// Paging of the device upgrade queries (packages, tasks, subtasks).
-pub const UPGRADE_PAGING: PagingLimits = PagingLimits { page_size_min: 1, page_size_max: 100, page_size_default: 10 };
+pub const UPGRADE_PAGING: PagingLimits = PagingLimits {
+    page_size_min: iot_model::limits::PAGE_SIZE_MIN as u32,
+    page_size_max: iot_model::limits::UPGRADE_PAGE_SIZE_MAX as u32,
+    page_size_default: 10,
+};
 
 /// Paging of the batch task details query.
-pub const BATCH_PAGING: PagingLimits = PagingLimits { page_size_min: 1, page_size_max: 250, page_size_default: 25 };
+pub const BATCH_PAGING: PagingLimits = PagingLimits {
+    page_size_min: iot_model::limits::PAGE_SIZE_MIN as u32,
+    page_size_max: iot_model::limits::BATCH_PAGE_SIZE_MAX as u32,
+    page_size_default: 25,
+};
 
 /// A platform error code (`error_code`); codes this SDK does not know are kept in `Unknown`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -402,8 +410,14 @@ impl Endpoint for Login {
         response: ResponseKind::Json,
         secret_response: true,
         paging: None,
-        rejection: "102202",
-        errors: &["100247", "102202", "100208", "50252", "1010009"],
+        rejection: ErrorCode::RequiredParameterMissing,
+        errors: &[
+            ErrorCode::AppFrozen,
+            ErrorCode::RequiredParameterMissing,
+            ErrorCode::BadCredentials,
+            ErrorCode::InternalError,
+            ErrorCode::Throttled,
+        ],
         params: &[],
     };
 
@@ -461,8 +475,14 @@ impl Endpoint for RefreshAccessToken {
         response: ResponseKind::Json,
         secret_response: true,
         paging: None,
-        rejection: "50400",
-        errors: &["50400", "100208", "102202", "50252", "1010009"],
+        rejection: ErrorCode::InvalidRefreshInput,
+        errors: &[
+            ErrorCode::InvalidRefreshInput,
+            ErrorCode::BadCredentials,
+            ErrorCode::RequiredParameterMissing,
+            ErrorCode::InternalError,
+            ErrorCode::Throttled,
+        ],
         params: &[],
     };
 
@@ -520,8 +540,13 @@ impl Endpoint for Logout {
         response: ResponseKind::Empty,
         secret_response: false,
         paging: None,
-        rejection: "102202",
-        errors: &["102202", "1010005", "1010009", "50252"],
+        rejection: ErrorCode::RequiredParameterMissing,
+        errors: &[
+            ErrorCode::RequiredParameterMissing,
+            ErrorCode::TokenInvalid,
+            ErrorCode::Throttled,
+            ErrorCode::InternalError,
+        ],
         params: &[],
     };
 
@@ -640,16 +665,26 @@ impl Endpoint for QueryPackageList {
         response: ResponseKind::Json,
         secret_response: false,
         paging: Some(UPGRADE_PAGING),
-        rejection: "120015",
-        errors: &["120015", "123029", "1010009", "1010005"],
+        rejection: ErrorCode::BadRequest,
+        errors: &[ErrorCode::BadRequest, ErrorCode::PageOutOfRange, ErrorCode::Throttled, ErrorCode::TokenInvalid],
         params: &[
             ParamMeta { name: "fileType", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "deviceType", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "model", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "manufacturerName", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "version", location: ParamLocation::Query, required: false, code: None },
-            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false, code: Some("123029") },
-            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false, code: Some("123029") },
+            ParamMeta {
+                name: "pageNo",
+                location: ParamLocation::Query,
+                required: false,
+                code: Some(ErrorCode::PageOutOfRange),
+            },
+            ParamMeta {
+                name: "pageSize",
+                location: ParamLocation::Query,
+                required: false,
+                code: Some(ErrorCode::PageOutOfRange),
+            },
         ],
     };
 
@@ -685,19 +720,25 @@ impl Endpoint for QueryPackageList {
 
     fn validate_params(&self, v: &mut Validator) {
         if let Some(x) = &self.device_type {
-            v.len("deviceType", x.as_str(), Some(1), Some(256), None);
+            v.len("deviceType", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.model {
-            v.len("model", x.as_str(), Some(1), Some(256), None);
+            v.len("model", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.manufacturer_name {
-            v.len("manufacturerName", x.as_str(), Some(1), Some(256), None);
+            v.len("manufacturerName", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.version {
-            v.len("version", x.as_str(), Some(1), Some(256), None);
+            v.len("version", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.page_size {
-            v.range("pageSize", u64::from(*x), Some(1), Some(100), Some("123029"));
+            v.range(
+                "pageSize",
+                u64::from(*x),
+                Some(iot_model::limits::PAGE_SIZE_MIN),
+                Some(iot_model::limits::UPGRADE_PAGE_SIZE_MAX),
+                Some(ErrorCode::PageOutOfRange),
+            );
         }
     }
 
@@ -752,8 +793,13 @@ impl Endpoint for QueryPackage {
         response: ResponseKind::Json,
         secret_response: false,
         paging: None,
-        rejection: "120015",
-        errors: &["120015", "123002", "1010009", "1010005"],
+        rejection: ErrorCode::BadRequest,
+        errors: &[
+            ErrorCode::BadRequest,
+            ErrorCode::DeviceOrPackageNotFound,
+            ErrorCode::Throttled,
+            ErrorCode::TokenInvalid,
+        ],
         params: &[ParamMeta { name: "fileId", location: ParamLocation::Path, required: true, code: None }],
     };
 
@@ -811,8 +857,13 @@ impl Endpoint for DeletePackage {
         response: ResponseKind::Empty,
         secret_response: false,
         paging: None,
-        rejection: "120015",
-        errors: &["120015", "123002", "1010009", "1010005"],
+        rejection: ErrorCode::BadRequest,
+        errors: &[
+            ErrorCode::BadRequest,
+            ErrorCode::DeviceOrPackageNotFound,
+            ErrorCode::Throttled,
+            ErrorCode::TokenInvalid,
+        ],
         params: &[ParamMeta { name: "fileId", location: ParamLocation::Path, required: true, code: None }],
     };
 
@@ -870,10 +921,25 @@ impl Endpoint for CreateSoftwareUpgradeTask {
         response: ResponseKind::Json,
         secret_response: false,
         paging: None,
-        rejection: "120015",
+        rejection: ErrorCode::BadRequest,
         errors: &[
-            "120015", "123002", "123016", "123019", "123020", "123021", "123022", "123023", "123024", "123025",
-            "123026", "123028", "123032", "123033", "123034", "1010009", "1010005",
+            ErrorCode::BadRequest,
+            ErrorCode::DeviceOrPackageNotFound,
+            ErrorCode::VersionMismatch,
+            ErrorCode::ManufacturerNameMissing,
+            ErrorCode::DeviceTypeMissing,
+            ErrorCode::ModelMissing,
+            ErrorCode::NoTargets,
+            ErrorCode::BothTargets,
+            ErrorCode::TooManyTargets,
+            ErrorCode::BadExecuteType,
+            ErrorCode::BadWindow,
+            ErrorCode::BadRetryTimes,
+            ErrorCode::StartAfterEnd,
+            ErrorCode::StartInPast,
+            ErrorCode::WindowTooShort,
+            ErrorCode::Throttled,
+            ErrorCode::TokenInvalid,
         ],
         params: &[],
     };
@@ -932,10 +998,25 @@ impl Endpoint for CreateFirmwareUpgradeTask {
         response: ResponseKind::Json,
         secret_response: false,
         paging: None,
-        rejection: "120015",
+        rejection: ErrorCode::BadRequest,
         errors: &[
-            "120015", "123002", "123016", "123019", "123020", "123021", "123022", "123023", "123024", "123025",
-            "123026", "123028", "123032", "123033", "123034", "1010009", "1010005",
+            ErrorCode::BadRequest,
+            ErrorCode::DeviceOrPackageNotFound,
+            ErrorCode::VersionMismatch,
+            ErrorCode::ManufacturerNameMissing,
+            ErrorCode::DeviceTypeMissing,
+            ErrorCode::ModelMissing,
+            ErrorCode::NoTargets,
+            ErrorCode::BothTargets,
+            ErrorCode::TooManyTargets,
+            ErrorCode::BadExecuteType,
+            ErrorCode::BadWindow,
+            ErrorCode::BadRetryTimes,
+            ErrorCode::StartAfterEnd,
+            ErrorCode::StartInPast,
+            ErrorCode::WindowTooShort,
+            ErrorCode::Throttled,
+            ErrorCode::TokenInvalid,
         ],
         params: &[],
     };
@@ -994,8 +1075,8 @@ impl Endpoint for QueryUpgradeTask {
         response: ResponseKind::Json,
         secret_response: false,
         paging: None,
-        rejection: "120015",
-        errors: &["120015", "123009", "1010009", "1010005"],
+        rejection: ErrorCode::BadRequest,
+        errors: &[ErrorCode::BadRequest, ErrorCode::TaskNotFound, ErrorCode::Throttled, ErrorCode::TokenInvalid],
         params: &[ParamMeta { name: "operationId", location: ParamLocation::Path, required: true, code: None }],
     };
 
@@ -1074,13 +1155,29 @@ impl Endpoint for QuerySubOperations {
         response: ResponseKind::Json,
         secret_response: false,
         paging: Some(UPGRADE_PAGING),
-        rejection: "120015",
-        errors: &["120015", "123029", "123009", "1010009", "1010005"],
+        rejection: ErrorCode::BadRequest,
+        errors: &[
+            ErrorCode::BadRequest,
+            ErrorCode::PageOutOfRange,
+            ErrorCode::TaskNotFound,
+            ErrorCode::Throttled,
+            ErrorCode::TokenInvalid,
+        ],
         params: &[
             ParamMeta { name: "operationId", location: ParamLocation::Path, required: true, code: None },
             ParamMeta { name: "subOperationStatus", location: ParamLocation::Query, required: false, code: None },
-            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false, code: Some("123029") },
-            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false, code: Some("123029") },
+            ParamMeta {
+                name: "pageNo",
+                location: ParamLocation::Query,
+                required: false,
+                code: Some(ErrorCode::PageOutOfRange),
+            },
+            ParamMeta {
+                name: "pageSize",
+                location: ParamLocation::Query,
+                required: false,
+                code: Some(ErrorCode::PageOutOfRange),
+            },
         ],
     };
 
@@ -1110,7 +1207,13 @@ impl Endpoint for QuerySubOperations {
 
     fn validate_params(&self, v: &mut Validator) {
         if let Some(x) = &self.page_size {
-            v.range("pageSize", u64::from(*x), Some(1), Some(100), Some("123029"));
+            v.range(
+                "pageSize",
+                u64::from(*x),
+                Some(iot_model::limits::PAGE_SIZE_MIN),
+                Some(iot_model::limits::UPGRADE_PAGE_SIZE_MAX),
+                Some(ErrorCode::PageOutOfRange),
+            );
         }
     }
 
@@ -1234,8 +1337,8 @@ impl Endpoint for QueryUpgradeTaskList {
         response: ResponseKind::Json,
         secret_response: false,
         paging: Some(UPGRADE_PAGING),
-        rejection: "120015",
-        errors: &["120015", "123029", "1010009", "1010005"],
+        rejection: ErrorCode::BadRequest,
+        errors: &[ErrorCode::BadRequest, ErrorCode::PageOutOfRange, ErrorCode::Throttled, ErrorCode::TokenInvalid],
         params: &[
             ParamMeta { name: "operationType", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "operationStatus", location: ParamLocation::Query, required: false, code: None },
@@ -1243,8 +1346,18 @@ impl Endpoint for QueryUpgradeTaskList {
             ParamMeta { name: "model", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "manufacturerName", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "deviceId", location: ParamLocation::Query, required: false, code: None },
-            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false, code: Some("123029") },
-            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false, code: Some("123029") },
+            ParamMeta {
+                name: "pageNo",
+                location: ParamLocation::Query,
+                required: false,
+                code: Some(ErrorCode::PageOutOfRange),
+            },
+            ParamMeta {
+                name: "pageSize",
+                location: ParamLocation::Query,
+                required: false,
+                code: Some(ErrorCode::PageOutOfRange),
+            },
         ],
     };
 
@@ -1282,16 +1395,22 @@ impl Endpoint for QueryUpgradeTaskList {
 
     fn validate_params(&self, v: &mut Validator) {
         if let Some(x) = &self.device_type {
-            v.len("deviceType", x.as_str(), Some(1), Some(256), None);
+            v.len("deviceType", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.model {
-            v.len("model", x.as_str(), Some(1), Some(256), None);
+            v.len("model", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.manufacturer_name {
-            v.len("manufacturerName", x.as_str(), Some(1), Some(256), None);
+            v.len("manufacturerName", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.page_size {
-            v.range("pageSize", u64::from(*x), Some(1), Some(100), Some("123029"));
+            v.range(
+                "pageSize",
+                u64::from(*x),
+                Some(iot_model::limits::PAGE_SIZE_MIN),
+                Some(iot_model::limits::UPGRADE_PAGE_SIZE_MAX),
+                Some(ErrorCode::PageOutOfRange),
+            );
         }
     }
 
@@ -1346,8 +1465,15 @@ impl Endpoint for CreateBatchTask {
         response: ResponseKind::Json,
         secret_response: false,
         paging: None,
-        rejection: "100022",
-        errors: &["100022", "100203", "100217", "1010009", "1010005", "50252"],
+        rejection: ErrorCode::InvalidInput,
+        errors: &[
+            ErrorCode::InvalidInput,
+            ErrorCode::AppNotFound,
+            ErrorCode::AppNotAuthorized,
+            ErrorCode::Throttled,
+            ErrorCode::TokenInvalid,
+            ErrorCode::InternalError,
+        ],
         params: &[],
     };
 
@@ -1419,8 +1545,16 @@ impl Endpoint for QueryBatchTask {
         response: ResponseKind::Json,
         secret_response: false,
         paging: None,
-        rejection: "100022",
-        errors: &["100022", "100203", "100217", "105005", "1010009", "1010005", "50252"],
+        rejection: ErrorCode::InvalidInput,
+        errors: &[
+            ErrorCode::InvalidInput,
+            ErrorCode::AppNotFound,
+            ErrorCode::AppNotAuthorized,
+            ErrorCode::BatchTaskNotFound,
+            ErrorCode::Throttled,
+            ErrorCode::TokenInvalid,
+            ErrorCode::InternalError,
+        ],
         params: &[
             ParamMeta { name: "taskId", location: ParamLocation::Path, required: true, code: None },
             ParamMeta { name: "appId", location: ParamLocation::Query, required: false, code: None },
@@ -1550,8 +1684,16 @@ impl Endpoint for QueryTaskDetails {
         response: ResponseKind::Json,
         secret_response: false,
         paging: Some(BATCH_PAGING),
-        rejection: "100022",
-        errors: &["100022", "100203", "100217", "105005", "1010009", "1010005", "50252"],
+        rejection: ErrorCode::InvalidInput,
+        errors: &[
+            ErrorCode::InvalidInput,
+            ErrorCode::AppNotFound,
+            ErrorCode::AppNotAuthorized,
+            ErrorCode::BatchTaskNotFound,
+            ErrorCode::Throttled,
+            ErrorCode::TokenInvalid,
+            ErrorCode::InternalError,
+        ],
         params: &[
             ParamMeta { name: "taskId", location: ParamLocation::Query, required: true, code: None },
             ParamMeta { name: "appId", location: ParamLocation::Query, required: false, code: None },
@@ -1560,8 +1702,18 @@ impl Endpoint for QueryTaskDetails {
             ParamMeta { name: "nodeId", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "deviceId", location: ParamLocation::Query, required: false, code: None },
             ParamMeta { name: "commandId", location: ParamLocation::Query, required: false, code: None },
-            ParamMeta { name: "pageNo", location: ParamLocation::Query, required: false, code: Some("100022") },
-            ParamMeta { name: "pageSize", location: ParamLocation::Query, required: false, code: Some("100022") },
+            ParamMeta {
+                name: "pageNo",
+                location: ParamLocation::Query,
+                required: false,
+                code: Some(ErrorCode::InvalidInput),
+            },
+            ParamMeta {
+                name: "pageSize",
+                location: ParamLocation::Query,
+                required: false,
+                code: Some(ErrorCode::InvalidInput),
+            },
         ],
     };
 
@@ -1601,10 +1753,16 @@ impl Endpoint for QueryTaskDetails {
 
     fn validate_params(&self, v: &mut Validator) {
         if let Some(x) = &self.node_id {
-            v.len("nodeId", x.as_str(), Some(1), Some(256), None);
+            v.len("nodeId", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.page_size {
-            v.range("pageSize", u64::from(*x), Some(1), Some(250), Some("100022"));
+            v.range(
+                "pageSize",
+                u64::from(*x),
+                Some(iot_model::limits::PAGE_SIZE_MIN),
+                Some(iot_model::limits::BATCH_PAGE_SIZE_MAX),
+                Some(ErrorCode::InvalidInput),
+            );
         }
     }
 
@@ -1762,7 +1920,7 @@ impl Validate for iot_model::LoginForm {
     fn validate(&self, v: &mut Validator) {
         {
             let x = &self.secret;
-            v.len("secret", x.expose_secret(), None, Some(256), None);
+            v.len("secret", x.expose_secret(), None, Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
     }
 }
@@ -1771,7 +1929,7 @@ impl Validate for iot_model::RefreshTokenRequest {
     fn validate(&self, v: &mut Validator) {
         {
             let x = &self.secret;
-            v.len("secret", x.expose_secret(), None, Some(256), None);
+            v.len("secret", x.expose_secret(), None, Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
     }
 }
@@ -1785,20 +1943,26 @@ impl Validate for iot_model::LogoutRequest {
 impl Validate for iot_model::OperateDevices {
     fn validate(&self, v: &mut Validator) {
         if let Some(x) = &self.device_groups {
-            v.items("deviceGroups", x.len(), 256, Some("123024"));
-            v.each_len("deviceGroups", x.iter().map(|x| x.as_str()), None, Some(256), Some("123024"));
+            v.items("deviceGroups", x.len(), iot_model::limits::MAX_TARGETS as usize, Some(ErrorCode::TooManyTargets));
+            v.each_len(
+                "deviceGroups",
+                x.iter().map(|x| x.as_str()),
+                None,
+                Some(iot_model::limits::MAX_STRING_LEN as usize),
+                Some(ErrorCode::TooManyTargets),
+            );
         }
         if let Some(x) = &self.device_type {
-            v.len("deviceType", x.as_str(), None, Some(256), None);
+            v.len("deviceType", x.as_str(), None, Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.model {
-            v.len("model", x.as_str(), None, Some(256), None);
+            v.len("model", x.as_str(), None, Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.manufacturer_name {
-            v.len("manufacturerName", x.as_str(), None, Some(256), None);
+            v.len("manufacturerName", x.as_str(), None, Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.devices {
-            v.items("devices", x.len(), 256, Some("123024"));
+            v.items("devices", x.len(), iot_model::limits::MAX_TARGETS as usize, Some(ErrorCode::TooManyTargets));
         }
         crate::rules::operate_devices(self, v);
     }
@@ -1807,7 +1971,13 @@ impl Validate for iot_model::OperateDevices {
 impl Validate for iot_model::OperatePolicy {
     fn validate(&self, v: &mut Validator) {
         if let Some(x) = &self.retry_times {
-            v.range("retryTimes", u64::from(*x), Some(1), Some(5), Some("123028"));
+            v.range(
+                "retryTimes",
+                u64::from(*x),
+                Some(iot_model::limits::RETRY_TIMES_MIN),
+                Some(iot_model::limits::RETRY_TIMES_MAX),
+                Some(ErrorCode::BadRetryTimes),
+            );
         }
         crate::rules::operate_policy(self, v);
     }
@@ -1829,11 +1999,119 @@ impl Validate for iot_model::Tag {
     fn validate(&self, v: &mut Validator) {
         {
             let x = &self.tag_name;
-            v.len("tagName", x.as_str(), None, Some(256), None);
+            v.len("tagName", x.as_str(), None, Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         {
             let x = &self.tag_value;
-            v.len("tagValue", x.as_str(), None, Some(256), None);
+            v.len("tagValue", x.as_str(), None, Some(iot_model::limits::MAX_STRING_LEN as usize), None);
+        }
+    }
+}
+
+impl Validate for iot_model::Command {
+    fn validate(&self, v: &mut Validator) {
+        {
+            let x = &self.service_id;
+            v.len(
+                "serviceId",
+                x.as_str(),
+                Some(1),
+                Some(iot_model::limits::MAX_STRING_LEN as usize),
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+        {
+            let x = &self.method;
+            v.len(
+                "method",
+                x.as_str(),
+                Some(1),
+                Some(iot_model::limits::MAX_STRING_LEN as usize),
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+    }
+}
+
+impl Validate for iot_model::DeviceCmdParam {
+    fn validate(&self, v: &mut Validator) {
+        if let Some(x) = &self.device_list {
+            v.items(
+                "deviceList",
+                x.len(),
+                iot_model::limits::MAX_BATCH_DEVICES as usize,
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+        if let Some(x) = &self.device_type {
+            v.len(
+                "deviceType",
+                x.as_str(),
+                None,
+                Some(iot_model::limits::MAX_STRING_LEN as usize),
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+        if let Some(x) = &self.manufacturer_id {
+            v.len(
+                "manufacturerId",
+                x.as_str(),
+                None,
+                Some(iot_model::limits::MAX_STRING_LEN as usize),
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+        if let Some(x) = &self.model {
+            v.len(
+                "model",
+                x.as_str(),
+                None,
+                Some(iot_model::limits::MAX_STRING_LEN as usize),
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+        if let Some(x) = &self.device_location {
+            v.len(
+                "deviceLocation",
+                x.as_str(),
+                None,
+                Some(iot_model::limits::MAX_STRING_LEN as usize),
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+        if let Some(x) = &self.group_list {
+            v.items("groupList", x.len(), iot_model::limits::MAX_BATCH_GROUPS as usize, Some(ErrorCode::InvalidInput));
+        }
+        {
+            let x = &self.command;
+            v.nested("command", x);
+        }
+        if let Some(x) = &self.callback_url {
+            v.len(
+                "callbackUrl",
+                x.as_str(),
+                None,
+                Some(iot_model::limits::MAX_URL_LEN as usize),
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+        if let Some(x) = &self.max_retransmit {
+            v.range(
+                "maxRetransmit",
+                u64::from(*x),
+                None,
+                Some(iot_model::limits::MAX_RETRANSMIT),
+                Some(ErrorCode::InvalidInput),
+            );
+        }
+        if let Some(x) = &self.group_tag {
+            v.len(
+                "groupTag",
+                x.as_str(),
+                None,
+                Some(iot_model::limits::MAX_STRING_LEN as usize),
+                Some(ErrorCode::InvalidInput),
+            );
         }
     }
 }
@@ -1842,14 +2120,20 @@ impl Validate for iot_model::BatchTaskRequest {
     fn validate(&self, v: &mut Validator) {
         {
             let x = &self.timeout;
-            v.range("timeout", u64::from(*x), Some(10), Some(2880), Some("100022"));
+            v.range(
+                "timeout",
+                u64::from(*x),
+                Some(iot_model::limits::BATCH_TIMEOUT_MIN),
+                Some(iot_model::limits::BATCH_TIMEOUT_MAX),
+                Some(ErrorCode::InvalidInput),
+            );
         }
         {
             let x = &self.task_name;
-            v.len("taskName", x.as_str(), Some(1), Some(256), None);
+            v.len("taskName", x.as_str(), Some(1), Some(iot_model::limits::MAX_STRING_LEN as usize), None);
         }
         if let Some(x) = &self.tags {
-            v.items("tags", x.len(), 256, None);
+            v.items("tags", x.len(), iot_model::limits::MAX_BATCH_TAGS as usize, None);
             v.nested_each("tags", x);
         }
         crate::rules::batch_task_request(self, v);

@@ -2,7 +2,7 @@
 //! `http::Response`, and a router from method and path to the endpoint.
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use iot_model::{AccessToken, WireEnum};
+use iot_model::AccessToken;
 
 use crate::endpoint::{BodyKind, Endpoint, ParamReader, ResponseKind};
 use crate::error::ApiError;
@@ -120,7 +120,7 @@ pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, String>
 
 /// The rejection the platform answers for a malformed request to `E`.
 pub fn rejection<E: Endpoint>(description: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::from_wire(E::META.rejection), description)
+    ApiError::new(E::META.rejection.clone(), description)
 }
 
 /// Reads an endpoint's request, checking everything the platform checks without state: path, query, body
@@ -149,11 +149,12 @@ pub fn parse_request<E: Endpoint, B: AsRef<[u8]>>(req: &http::Request<B>) -> Res
     let ep = E::read_params(&mut reader, body).map_err(|e| {
         // A parameter with a limit code answers it even when unreadable: `pageNo=-1` or `pageSize=x` get the
         // paging family's page-limit code, not the endpoint's generic rejection.
-        let code = meta.params.iter().find(|p| p.name == e.name).and_then(|p| p.code).unwrap_or(meta.rejection);
-        ApiError::new(ErrorCode::from_wire(code), e.to_string())
+        let param = meta.params.iter().find(|p| p.name == e.name);
+        let code = param.and_then(|p| p.code.clone()).unwrap_or_else(|| meta.rejection.clone());
+        ApiError::new(code, e.to_string())
     })?;
     ep.validate().map_err(|e| {
-        let code = e.code.clone().unwrap_or_else(|| ErrorCode::from_wire(meta.rejection));
+        let code = e.code.clone().unwrap_or_else(|| meta.rejection.clone());
         ApiError::new(code, e.to_string())
     })?;
     Ok(ep)

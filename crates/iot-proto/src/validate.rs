@@ -46,13 +46,13 @@ impl Validator {
     }
 
     /// Records a violation of `rule` by `field`, with the platform's code for it if any.
-    pub fn fail(&mut self, field: &str, rule: impl Into<String>, code: Option<&str>) {
+    pub fn fail(&mut self, field: &str, rule: impl Into<String>, code: Option<ErrorCode>) {
         let path = self.path(field);
-        self.errors.push(ValidationError { field: path, rule: rule.into(), code: code.map(ErrorCode::from_wire) });
+        self.errors.push(ValidationError { field: path, rule: rule.into(), code });
     }
 
     /// Checks a string's length in characters.
-    pub fn len(&mut self, field: &str, value: &str, min: Option<usize>, max: Option<usize>, code: Option<&str>) {
+    pub fn len(&mut self, field: &str, value: &str, min: Option<usize>, max: Option<usize>, code: Option<ErrorCode>) {
         let n = value.chars().count();
         if let Some(min) = min {
             if n < min {
@@ -79,15 +79,15 @@ impl Validator {
         values: impl Iterator<Item = &'a str>,
         min: Option<usize>,
         max: Option<usize>,
-        code: Option<&str>,
+        code: Option<ErrorCode>,
     ) {
         for (i, s) in values.enumerate() {
-            self.len(&format!("{field}[{i}]"), s, min, max, code);
+            self.len(&format!("{field}[{i}]"), s, min, max, code.clone());
         }
     }
 
     /// Checks a number against an inclusive range.
-    pub fn range(&mut self, field: &str, value: u64, min: Option<u64>, max: Option<u64>, code: Option<&str>) {
+    pub fn range(&mut self, field: &str, value: u64, min: Option<u64>, max: Option<u64>, code: Option<ErrorCode>) {
         let lo = min.unwrap_or(0);
         let hi = max.unwrap_or(u64::MAX);
         if value < lo || value > hi {
@@ -101,14 +101,14 @@ impl Validator {
     }
 
     /// Checks a list's length.
-    pub fn items(&mut self, field: &str, len: usize, max: usize, code: Option<&str>) {
+    pub fn items(&mut self, field: &str, len: usize, max: usize, code: Option<ErrorCode>) {
         if len > max {
             self.fail(field, format!("must have at most {max} entries (got {len})"), code);
         }
     }
 
     /// Checks a wire enum is a known value (an unknown one cannot be sent).
-    pub fn known<E: WireEnum>(&mut self, field: &str, value: &E, code: Option<&str>) {
+    pub fn known<E: WireEnum>(&mut self, field: &str, value: &E, code: Option<ErrorCode>) {
         if value.is_unknown() {
             let known: Vec<&str> = E::TABLE.iter().map(|(w, _)| *w).collect();
             self.fail(field, format!("must be one of {}", known.join(", ")), code);

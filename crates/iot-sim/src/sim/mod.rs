@@ -188,23 +188,9 @@ pub const DEFAULT_FAILURE_RATE: f64 = 0.1;
 /// (about 3 KiB each), plus a token; anything larger is not a call the platform would answer.
 pub const SMALL_BODY_LIMIT: usize = 8 * 1024;
 
-/// Error codes the simulator invents where the platform documents none; all start with 9.
-pub mod codes {
-    /// No endpoint has the request's path (HTTP 404).
-    pub const NOT_FOUND: &str = "900404";
-    /// The path exists, but not with the request's method (HTTP 405).
-    pub const METHOD_NOT_ALLOWED: &str = "900405";
-    /// Batch subtask: the device rejected the command.
-    pub const COMMAND_REJECTED: &str = "900001";
-    /// Batch subtask: the device failed to execute the command.
-    pub const COMMAND_FAILED: &str = "900002";
-    /// Batch subtask: the device did not answer before the task's timeout.
-    pub const NO_ANSWER: &str = "900003";
-    /// Batch subtask: the listed device does not exist.
-    pub const NO_SUCH_DEVICE: &str = "900004";
-    /// Batch subtask: the device stayed offline, so the command was never sent before the task's timeout.
-    pub const COMMAND_EXPIRED: &str = "900005";
-}
+/// Error codes the simulator invents where the platform documents none; all start with 9. Generated from the
+/// spec's `[[simulator_errors]]`, and listed apart from the platform's codes in docs/api-reference.md.
+pub mod codes;
 
 /// Milliseconds since the Unix epoch, the simulator's internal time.
 pub(crate) type Ms = i64;
