@@ -220,8 +220,13 @@ fn field_checks(o: &mut String, spec: &Spec, f: &Field, owner: &str, reachable: 
                 || ["String", "LooseString"].contains(&n.as_str())
                 || SECRETS.contains(&n.as_str());
             if is_str && (f.max_len.is_some() || f.min_len.is_some()) {
-                let _ =
-                    writeln!(body, "v.len({json:?}, {}, {}, {}, {code});", str_of(n), opt(f.min_len), opt_len(f.max_len.as_ref()));
+                let _ = writeln!(
+                    body,
+                    "v.len({json:?}, {}, {}, {}, {code});",
+                    str_of(n),
+                    opt(f.min_len),
+                    opt_len(f.max_len.as_ref())
+                );
             }
             if ["u32", "u64"].contains(&n.as_str()) && (f.min.is_some() || f.max.is_some()) {
                 let _ = writeln!(

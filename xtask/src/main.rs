@@ -40,7 +40,8 @@ pub fn generate(root: &Path) -> Result<Vec<Output>, String> {
     spec.validate().map_err(|errs| format!("the spec is invalid:\n  {}", errs.join("\n  ")))?;
     let reference = gen_docs::docs(&spec);
     let decisions = root.join("docs/decisions.md");
-    let decisions = std::fs::read_to_string(&decisions).map_err(|e| format!("cannot read {}: {e}", decisions.display()))?;
+    let decisions =
+        std::fs::read_to_string(&decisions).map_err(|e| format!("cannot read {}: {e}", decisions.display()))?;
     let missing = missing_anchors(&reference, "decisions.md", &decisions);
     if !missing.is_empty() {
         return Err(format!(

@@ -102,9 +102,9 @@ impl TryFrom<String> for Quirk {
             Some((a, b)) => (a.trim(), Some(b.trim().to_owned())),
             None => (s.trim(), None),
         };
-        let numbered = section.split_once('.').is_some_and(|(a, b)| {
-            [a, b].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-        });
+        let numbered = section
+            .split_once('.')
+            .is_some_and(|(a, b)| [a, b].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())));
         if !numbered {
             return Err(format!("quirk `{s}` must start with a contract section such as `5.1`"));
         }
@@ -1164,8 +1164,10 @@ params = [
 
     #[test]
     fn check_paging_families_refuses_unknown_limits_and_a_default_out_of_range() {
-        assert!(run(check_paging_families, |s| s.paging[0].page_size_max = LimitRef("NOPE".into()))
-            .contains("limit `NOPE` does not exist"));
+        assert!(
+            run(check_paging_families, |s| s.paging[0].page_size_max = LimitRef("NOPE".into()))
+                .contains("limit `NOPE` does not exist")
+        );
         assert!(run(check_paging_families, |s| s.paging[0].page_size_default = 11).contains("outside its range"));
     }
 
@@ -1196,15 +1198,19 @@ params = [
 
     #[test]
     fn check_struct_fields_checks_names_types_codes_and_limits() {
-        let f = |s: &mut Spec| -> &mut Field { &mut s.structs[0].fields[1] };
+        fn f(s: &mut Spec) -> &mut Field {
+            &mut s.structs[0].fields[1]
+        }
         assert!(run(check_struct_fields, |s| f(s).json = "id".into()).contains("field name `id` is not unique"));
         assert!(run(check_struct_fields, |s| f(s).rust = Some("id".into())).contains("Rust field `id`"));
         assert!(run(check_struct_fields, |s| f(s).location = Some(Location::Query)).contains("only params take"));
         assert!(run(check_struct_fields, |s| f(s).ty = "[Nope]".into()).contains("`Nope` does not exist"));
         assert!(run(check_struct_fields, |s| f(s).ty = "[String".into()).contains("malformed type"));
         assert!(run(check_struct_fields, |s| f(s).code = Some("555".into())).contains("`555` is not in the catalog"));
-        assert!(run(check_struct_fields, |s| f(s).max_len = Some(LimitRef("NOPE".into())))
-            .contains("limit `NOPE` does not exist"));
+        assert!(
+            run(check_struct_fields, |s| f(s).max_len = Some(LimitRef("NOPE".into())))
+                .contains("limit `NOPE` does not exist")
+        );
         assert!(run(check_struct_fields, |s| f(s).default = true).contains("`default` needs `required`"));
         assert!(run(check_struct_fields, |s| s.structs[0].fields[0].nullable = true).contains("for optional fields"));
         assert!(run(check_struct_fields, |s| f(s).ty = "[AppSecret]".into()).contains("secrets cannot be nested"));
@@ -1212,8 +1218,10 @@ params = [
 
     #[test]
     fn check_pages_needs_a_known_family_a_required_list_and_the_paging_members() {
-        assert!(run(check_pages, |s| s.structs[1].page.as_mut().unwrap().family = "X".into())
-            .contains("unknown paging family `X`"));
+        assert!(
+            run(check_pages, |s| s.structs[1].page.as_mut().unwrap().family = "X".into())
+                .contains("unknown paging family `X`")
+        );
         assert!(run(check_pages, |s| s.structs[1].fields[3].required = false).contains("must be a required list"));
         assert!(run(check_pages, |s| s.structs[1].fields[2].json = "total".into()).contains("needs `totalCount`"));
     }
@@ -1222,11 +1230,13 @@ params = [
     fn check_routes_refuses_repeats_and_unclean_paths() {
         assert!(run(check_routes, |s| s.endpoints[1].name = "PutThing".into()).contains("name is not unique"));
         assert!(run(check_routes, |s| s.endpoints[1].name = "Thing".into()).contains("name is not unique"));
-        assert!(run(check_routes, |s| {
-            s.endpoints[1].method = Method::Put;
-            s.endpoints[1].path = "/things/{id}".into();
-        })
-        .contains("repeat another endpoint"));
+        assert!(
+            run(check_routes, |s| {
+                s.endpoints[1].method = Method::Put;
+                s.endpoints[1].path = "/things/{id}".into();
+            })
+            .contains("repeat another endpoint")
+        );
         assert!(run(check_routes, |s| s.endpoints[1].path = "/things?x=1".into()).contains("must be absolute"));
     }
 
@@ -1234,8 +1244,10 @@ params = [
     fn check_bodies_refuses_a_body_on_get_and_non_struct_types() {
         let body = || Some(BodyDef { kind: BodyKind::Json, ty: "Thing".into() });
         assert!(run(check_bodies, |s| s.endpoints[1].body = body()).contains("a GET has no body"));
-        assert!(run(check_bodies, |s| s.endpoints[0].body.as_mut().unwrap().ty = "ThingId".into())
-            .contains("body type `ThingId` is not a struct"));
+        assert!(
+            run(check_bodies, |s| s.endpoints[0].body.as_mut().unwrap().ty = "ThingId".into())
+                .contains("body type `ThingId` is not a struct")
+        );
         assert!(run(check_bodies, |s| s.endpoints[0].response = "Colour".into()).contains("is not a struct"));
     }
 
@@ -1249,11 +1261,15 @@ params = [
     fn check_paging_refs_ties_a_paged_endpoint_to_its_family() {
         assert!(run(check_paging_refs, |s| s.endpoints[1].paging = Some("X".into())).contains("unknown paging family"));
         assert!(run(check_paging_refs, |s| s.endpoints[1].response = "Thing".into()).contains("answer a page"));
-        assert!(run(check_paging_refs, |s| s.endpoints[1].params[0].location = Some(Location::Path))
-            .contains("needs query param `pageNo`"));
+        assert!(
+            run(check_paging_refs, |s| s.endpoints[1].params[0].location = Some(Location::Path))
+                .contains("needs query param `pageNo`")
+        );
         assert!(run(check_paging_refs, |s| s.endpoints[1].params[0].code = None).contains("same page-limit `code`"));
-        assert!(run(check_paging_refs, |s| s.endpoints[1].params[1].max = Some(LimitRef("NAME_LEN".into())))
-            .contains("bounded by its family's `PAGE_MIN` and `PAGE_MAX`"));
+        assert!(
+            run(check_paging_refs, |s| s.endpoints[1].params[1].max = Some(LimitRef("NAME_LEN".into())))
+                .contains("bounded by its family's `PAGE_MIN` and `PAGE_MAX`")
+        );
     }
 
     #[test]
@@ -1270,18 +1286,23 @@ params = [
 
     #[test]
     fn check_params_checks_location_types_and_reserved_names() {
-        let p = |s: &mut Spec| -> &mut Field { &mut s.endpoints[0].params[0] };
+        fn p(s: &mut Spec) -> &mut Field {
+            &mut s.endpoints[0].params[0]
+        }
         assert!(run(check_params, |s| p(s).required = false).contains("must be a required id"));
         assert!(run(check_params, |s| p(s).location = None).contains("needs `in`"));
         assert!(run(check_params, |s| p(s).rust = Some("body".into())).contains("`body` is reserved"));
         assert!(run(check_params, |s| p(s).nullable = true).contains("cannot be `nullable`"));
-        assert!(run(check_params, |s| {
-            p(s).location = Some(Location::Query);
-            p(s).ty = "Thing".into();
-        })
-        .contains("must be a scalar, id or enum"));
+        assert!(
+            run(check_params, |s| {
+                p(s).location = Some(Location::Query);
+                p(s).ty = "Thing".into();
+            })
+            .contains("must be a scalar, id or enum")
+        );
         let repeat = |s: &mut Spec| {
-            let again: Field = toml::from_str("json = 'id'\nin = 'path'\ntype = 'ThingId'\nrequired = true\ndoc = 'd'").unwrap();
+            let again: Field =
+                toml::from_str("json = 'id'\nin = 'path'\ntype = 'ThingId'\nrequired = true\ndoc = 'd'").unwrap();
             s.endpoints[0].params.push(again);
         };
         assert!(run(check_params, repeat).contains("param `id` repeated"));
@@ -1298,7 +1319,13 @@ params = [
         let q: Quirk = "5.2: upper case".to_owned().try_into().unwrap();
         assert_eq!((q.section.as_str(), q.note.as_deref(), q.anchor()), ("5.2", Some("upper case"), "quirk-52".into()));
         assert!(Quirk::try_from("5.".to_owned()).is_err());
-        assert_eq!(github_slug("Validation (client side, and the simulator)"), "validation-client-side-and-the-simulator");
-        assert_eq!(github_slug("A client that never amplifies (issue 8, point 3)"), "a-client-that-never-amplifies-issue-8-point-3");
+        assert_eq!(
+            github_slug("Validation (client side, and the simulator)"),
+            "validation-client-side-and-the-simulator"
+        );
+        assert_eq!(
+            github_slug("A client that never amplifies (issue 8, point 3)"),
+            "a-client-that-never-amplifies-issue-8-point-3"
+        );
     }
 }

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use iot_hyper::Error;
+use iot_proto::ErrorCode;
 
 /// The exit codes of `iotctl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,26 +74,29 @@ impl fmt::Display for Failure {
 }
 
 /// The hint for a platform error code.
-pub fn hint_for_code(code: &str) -> Option<&'static str> {
+pub fn hint_for_code(code: &ErrorCode) -> Option<&'static str> {
+    use ErrorCode as C;
     Some(match code {
-        "1010005" => "check the app id/secret; the token was refused (another login of the same app replaces it)",
-        "1010009" => "slow down or raise the rate limit: the app exceeded its calls per minute",
-        "100208" => "check the app id/secret",
-        "100203" | "100217" => "check the app id of the profile",
-        "100247" => "the app is frozen; ask the platform's administrator",
-        "102202" => "the secret is empty; set IOTCTL_SECRET",
-        "123002" => "no such device or package; check the ids (`iotctl packages list`)",
-        "123009" => "no such upgrade task; check the id (`iotctl tasks list`)",
-        "105005" => "no such batch task; check the id",
-        "123016" => "the package does not fit the devices: their type, model or manufacturer differ",
-        "123024" => "at most 256 devices per task; pass them with --devices FILE and iotctl splits them",
-        "123029" => "page number or size out of range",
-        "123033" => "the window starts in the past; give a later --start-time",
-        "123032" | "123034" | "123026" => {
+        C::TokenInvalid => "check the app id/secret; the token was refused (another login of the same app replaces it)",
+        C::Throttled => "slow down or raise the rate limit: the app exceeded its calls per minute",
+        C::BadCredentials => "check the app id/secret",
+        C::AppNotFound | C::AppNotAuthorized => "check the app id of the profile",
+        C::AppFrozen => "the app is frozen; ask the platform's administrator",
+        C::RequiredParameterMissing => "the secret is empty; set IOTCTL_SECRET",
+        C::DeviceOrPackageNotFound => "no such device or package; check the ids (`iotctl packages list`)",
+        C::TaskNotFound => "no such upgrade task; check the id (`iotctl tasks list`)",
+        C::BatchTaskNotFound => "no such batch task; check the id",
+        C::VersionMismatch => "the package does not fit the devices: their type, model or manufacturer differ",
+        C::TooManyTargets => "at most 256 devices per task; pass them with --devices FILE and iotctl splits them",
+        C::PageOutOfRange => "page number or size out of range",
+        C::StartInPast => "the window starts in the past; give a later --start-time",
+        C::StartAfterEnd | C::WindowTooShort | C::BadWindow => {
             "check --start-time and --end-time (yyyyMMddTHHmmssZ, at least an hour apart)"
         }
-        "120015" | "100022" => "the platform refused the request's parameters; check them against docs/cli.md",
-        "50252" | "50400" => "the platform failed internally; try again later",
+        C::BadRequest | C::InvalidInput => {
+            "the platform refused the request's parameters; check them against docs/cli.md"
+        }
+        C::InternalError | C::InvalidRefreshInput => "the platform failed internally; try again later",
         _ => return None,
     })
 }
@@ -127,7 +131,7 @@ impl From<Error> for Failure {
                 None => format!("the platform refused the call (HTTP {}): {what}", api.status),
             };
             let mut failure = Failure::new(Exit::Refused, message);
-            if let Some(hint) = code.as_deref().and_then(hint_for_code) {
+            if let Some(hint) = api.code.as_ref().and_then(hint_for_code) {
                 failure = failure.hint(hint);
             } else if let Some(doc) = api.code.as_ref().and_then(|c| c.info()).map(|i| i.doc) {
                 failure = failure.hint(doc);
@@ -157,7 +161,7 @@ impl From<Error> for Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iot_proto::{ApiError, ErrorCode};
+    use iot_proto::ApiError;
 
     #[test]
     fn platform_errors_exit_2_with_the_code_and_a_hint() {

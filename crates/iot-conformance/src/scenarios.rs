@@ -11,8 +11,8 @@ use iot_proto::ratelimit::RateLimit;
 use iot_proto::retry::RetryPolicy;
 use iot_proto::session::SessionState;
 use iot_proto::{
-    CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask, DeletePackage, QueryBatchTask, QueryPackage,
-    QueryPackageList, QuerySubOperations, QueryTaskDetails, QueryUpgradeTask, QueryUpgradeTaskList,
+    CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask, DeletePackage, ErrorCode, QueryBatchTask,
+    QueryPackage, QueryPackageList, QuerySubOperations, QueryTaskDetails, QueryUpgradeTask, QueryUpgradeTaskList,
 };
 use iot_sim::sim::{DEFAULT_APP_ID, SimConfig};
 
@@ -183,7 +183,8 @@ pub fn error_answer<D: Driver>() {
     let client = D::connect(platform.base_url(), &Settings::default());
     let missing = FileId::new("no-such-package").unwrap();
     let err = client.send(&QueryPackage::new(missing)).unwrap_err();
-    assert_eq!(err.api_code(), Some((404, "123002".to_owned())), "{err:?}");
+    let not_found = ErrorCode::DeviceOrPackageNotFound.as_str().to_owned();
+    assert_eq!(err.api_code(), Some((404, not_found)), "{err:?}");
     assert!(!err.is_retryable());
     assert!(!err.outcome_unknown());
 }

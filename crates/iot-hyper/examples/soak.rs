@@ -52,8 +52,8 @@ use iot_model::{
 };
 use iot_proto::ratelimit::RateLimit;
 use iot_proto::{
-    BaseUrl, BearerAuth, CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask, Endpoint, Login,
-    QuerySubOperations, QueryTaskDetails,
+    BaseUrl, BearerAuth, CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask, Endpoint, ErrorCode,
+    Login, QuerySubOperations, QueryTaskDetails,
 };
 use iot_sim::embedded::SimClock;
 use iot_sim::sim::{AppConfig, Faults, SimConfig, Simulator, StateSize};
@@ -157,10 +157,10 @@ impl Platform {
             let code = serde_json::from_slice::<serde_json::Value>(answer.body())
                 .ok()
                 .and_then(|v| v.get("error_code").and_then(Json::as_str).map(str::to_owned));
-            let counter = match code.as_deref() {
-                Some("50252") => &self.stats.injected_5xx,
-                Some("1010009") => &self.stats.throttled,
-                Some("1010005") => &self.stats.token_rejected,
+            let counter = match code.as_deref().map(<ErrorCode as iot_model::WireEnum>::from_wire) {
+                Some(ErrorCode::InternalError) => &self.stats.injected_5xx,
+                Some(ErrorCode::Throttled) => &self.stats.throttled,
+                Some(ErrorCode::TokenInvalid) => &self.stats.token_rejected,
                 _ => &self.stats.other_errors,
             };
             counter.fetch_add(1, Ordering::Relaxed);

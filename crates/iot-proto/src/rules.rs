@@ -16,7 +16,9 @@ pub fn operate_devices(t: &OperateDevices, v: &mut Validator) {
     let groups = t.device_groups.as_ref().is_some_and(|g| !g.is_empty());
     match (devices, groups) {
         (false, false) => v.fail("devices", "either devices or deviceGroups is required", Some(ErrorCode::NoTargets)),
-        (true, true) => v.fail("devices", "devices and deviceGroups are mutually exclusive", Some(ErrorCode::BothTargets)),
+        (true, true) => {
+            v.fail("devices", "devices and deviceGroups are mutually exclusive", Some(ErrorCode::BothTargets))
+        }
         (false, true) => {
             let empty = |s: &Option<String>| s.as_deref().is_none_or(str::is_empty);
             if empty(&t.device_type) {
@@ -26,7 +28,11 @@ pub fn operate_devices(t: &OperateDevices, v: &mut Validator) {
                 v.fail("model", "is required when deviceGroups is given", Some(ErrorCode::ModelMissing));
             }
             if empty(&t.manufacturer_name) {
-                v.fail("manufacturerName", "is required when deviceGroups is given", Some(ErrorCode::ManufacturerNameMissing));
+                v.fail(
+                    "manufacturerName",
+                    "is required when deviceGroups is given",
+                    Some(ErrorCode::ManufacturerNameMissing),
+                );
             }
         }
         (true, false) => {}
@@ -37,7 +43,11 @@ pub fn operate_devices(t: &OperateDevices, v: &mut Validator) {
 /// retryType needs retryTimes.
 pub fn operate_policy(p: &OperatePolicy, v: &mut Validator) {
     match &p.execute_type {
-        None => v.fail("executeType", "is required in a policy (now, device_online or custom)", Some(ErrorCode::BadExecuteType)),
+        None => v.fail(
+            "executeType",
+            "is required in a policy (now, device_online or custom)",
+            Some(ErrorCode::BadExecuteType),
+        ),
         Some(e) => v.known("executeType", e, Some(ErrorCode::BadExecuteType)),
     }
     if p.execute_type == Some(ExecuteType::Custom) {

@@ -105,7 +105,7 @@ impl Table {
             Server::Uri(from, to) => with_uri(&good, &from, &to)?,
             Server::ClientOnly => return Ok(()),
         };
-        self.server_answers(&bad, code.unwrap_or(E::META.rejection))
+        self.server_answers(&bad, code.unwrap_or(E::META.rejection.as_str()))
     }
 
     /// The server must refuse `req` with `code` at the catalog's status, and the client must read the
@@ -891,7 +891,7 @@ fn json_bodies_with_trailing_bytes_are_refused() {
         RefreshToken::new("r"),
     )))
     .unwrap();
-    let cases = [(upgrade, "120015"), (batch, "100022"), (refresh, RefreshAccessToken::META.rejection)];
+    let cases = [(upgrade, "120015"), (batch, "100022"), (refresh, RefreshAccessToken::META.rejection.as_str())];
     for (good, code) in cases {
         dispatch(&good).unwrap();
         let mut spaced = good.clone();
