@@ -72,10 +72,10 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
     /// Calls per minute each app may make (0 = no limit).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = iot_model::limits::RATE_LIMIT_CALLS as u32)]
     rate_limit: u32,
     /// Access token lifetime in seconds.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = iot_model::limits::TOKEN_LIFETIME_SECS)]
     token_lifetime: u64,
     /// Probability (0 to 1) that an upgrade attempt or a command fails.
     #[arg(long, default_value_t = DEFAULT_FAILURE_RATE)]
