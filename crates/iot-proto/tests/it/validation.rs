@@ -731,7 +731,8 @@ fn device_cmd_param_rules() {
         Server::Body,
     );
     table.accepts("maxRetransmit 3", &with(broadcast().with_max_retransmit(3)));
-    // `param` is a free JSON object, so these caps come from the rules, not the generated checks.
+    // `param` is a free JSON object: the rules run DeviceCmdParam's generated checks (the spec marks it
+    // `validated`), so its caps and string limits are the spec's named limits.
     let max_devices = iot_model::limits::MAX_BATCH_DEVICES as usize;
     table.accepts(
         "deviceList at its cap",
@@ -753,6 +754,35 @@ fn device_cmd_param_rules() {
         &ok,
         &with(kind(DeviceCmdType::GroupList).with_group_list(groups(max_groups + 1))),
         "param.groupList",
+        code,
+        Server::Body,
+    );
+    let max_url = iot_model::limits::MAX_URL_LEN as usize;
+    table.accepts("callbackUrl at its limit", &with(broadcast().with_callback_url(long(max_url))));
+    table.rejects(
+        "callbackUrl over its limit",
+        &ok,
+        &with(broadcast().with_callback_url(long(max_url + 1))),
+        "param.callbackUrl",
+        code,
+        Server::Body,
+    );
+    let max_len = iot_model::limits::MAX_STRING_LEN as usize;
+    let typed = |t: String| kind(DeviceCmdType::DeviceType).with_device_type(t);
+    table.accepts("deviceType at its limit", &with(typed(long(max_len))));
+    table.rejects(
+        "deviceType over its limit",
+        &ok,
+        &with(typed(long(max_len + 1))),
+        "param.deviceType",
+        code,
+        Server::Body,
+    );
+    table.rejects(
+        "groupTag over its limit",
+        &ok,
+        &with(broadcast().with_group_tag(long(max_len + 1))),
+        "param.groupTag",
         code,
         Server::Body,
     );
