@@ -3,6 +3,7 @@
 //! The exit codes are part of the command line's interface (scripts branch on them) and are listed in
 //! docs/cli.md; change them only together with that page.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use iot_hyper::Error;
@@ -74,9 +75,16 @@ impl fmt::Display for Failure {
 }
 
 /// The hint for a platform error code.
-pub fn hint_for_code(code: &ErrorCode) -> Option<&'static str> {
+pub fn hint_for_code(code: &ErrorCode) -> Option<Cow<'static, str>> {
     use ErrorCode as C;
-    Some(match code {
+    if *code == C::TooManyTargets {
+        // The number is the spec's, so the hint cannot drift from the limit iotctl splits by.
+        let max = iot_model::limits::MAX_TARGETS;
+        return Some(
+            format!("at most {max} devices per task; pass them with --devices FILE and iotctl splits them").into(),
+        );
+    }
+    let hint = match code {
         C::TokenInvalid => "check the app id/secret; the token was refused (another login of the same app replaces it)",
         C::Throttled => "slow down or raise the rate limit: the app exceeded its calls per minute",
         C::BadCredentials => "check the app id/secret",
@@ -87,7 +95,6 @@ pub fn hint_for_code(code: &ErrorCode) -> Option<&'static str> {
         C::TaskNotFound => "no such upgrade task; check the id (`iotctl tasks list`)",
         C::BatchTaskNotFound => "no such batch task; check the id",
         C::VersionMismatch => "the package does not fit the devices: their type, model or manufacturer differ",
-        C::TooManyTargets => "at most 256 devices per task; pass them with --devices FILE and iotctl splits them",
         C::PageOutOfRange => "page number or size out of range",
         C::StartInPast => "the window starts in the past; give a later --start-time",
         C::StartAfterEnd | C::WindowTooShort | C::BadWindow => {
@@ -98,7 +105,8 @@ pub fn hint_for_code(code: &ErrorCode) -> Option<&'static str> {
         }
         C::InternalError | C::InvalidRefreshInput => "the platform failed internally; try again later",
         _ => return None,
-    })
+    };
+    Some(hint.into())
 }
 
 /// The whole cause chain of an error, joined with `: `, each message said once.

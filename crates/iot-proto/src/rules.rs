@@ -39,8 +39,8 @@ pub fn operate_devices(t: &OperateDevices, v: &mut Validator) {
     }
 }
 
-/// executeType known; a custom window needs both times, start before end by at least five minutes;
-/// retryType needs retryTimes.
+/// executeType known; a custom window needs both times, start before end by at least
+/// `CUSTOM_WINDOW_MIN_SECS`; retryType needs retryTimes.
 pub fn operate_policy(p: &OperatePolicy, v: &mut Validator) {
     match &p.execute_type {
         None => v.fail(
