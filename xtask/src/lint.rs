@@ -3,8 +3,8 @@
 //! typed as a string literal compiles and silently becomes an unknown code, so this finds them with file:line.
 //!
 //! It reads the production sources (`crates/*/src` and `crates/*/examples`), skipping generated files (they
-//! start with [`crate::HEADER`]) and, in each file, everything from a top-level `#[cfg(test)]` on: tests may
-//! spell out what goes on the wire. In the validation sources it also refuses integer literals other than 0
+//! start with [`crate::HEADER`]) and, in each file, every item marked `#[cfg(test)]` at the start of a line: tests
+//! may spell out what goes on the wire. In the validation sources it also refuses integer literals other than 0
 //! and 1, since every rule's number lives in the spec's `[[limits]]`.
 
 use std::path::{Path, PathBuf};
@@ -70,12 +70,26 @@ pub fn lint_source(path: &str, text: &str, spec: &Spec, rules: bool) -> Vec<Stri
     if text.starts_with(crate::HEADER.trim_end()) {
         return Vec::new();
     }
-    let production = match text.find("\n#[cfg(test)]") {
-        Some(i) => &text[..i],
-        None => text,
-    };
     let mut findings = Vec::new();
-    for token in tokens(production) {
+    // Inside a `#[cfg(test)]` item: the brace depth its body opened at, once it has opened.
+    let (mut depth, mut test_item): (usize, Option<Option<usize>>) = (0, None);
+    for token in tokens(text) {
+        match (&token.kind, test_item) {
+            (TokenKind::CfgTest, None) => test_item = Some(None),
+            (TokenKind::Open, Some(None)) => test_item = Some(Some(depth)),
+            // An item without a body (`#[cfg(test)] use ...;`) ends at its semicolon.
+            (TokenKind::Semi, Some(None)) => test_item = None,
+            (TokenKind::Close, Some(Some(d))) if depth == d + 1 => test_item = None,
+            _ => {}
+        }
+        match token.kind {
+            TokenKind::Open => depth += 1,
+            TokenKind::Close => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if test_item.is_some() {
+            continue;
+        }
         match token.kind {
             TokenKind::Str(s) if looks_like_code(&s, spec) => {
                 let hint = match spec.errors.iter().find(|e| e.code == s) {
@@ -112,6 +126,14 @@ enum TokenKind {
     Str(String),
     /// An integer literal, without its suffix.
     Int(String),
+    /// `{`.
+    Open,
+    /// `}`.
+    Close,
+    /// `;`.
+    Semi,
+    /// `#[cfg(test)]` at the start of a line.
+    CfgTest,
 }
 
 #[derive(Debug, PartialEq)]
@@ -120,8 +142,9 @@ struct Token {
     line: usize,
 }
 
-/// The string and integer literals of Rust source, with their lines; comments, identifiers, character
-/// literals, lifetimes and floats are skipped. Enough of a lexer for this lint, not a general one.
+/// The string and integer literals, braces and `#[cfg(test)]` markers of Rust source, with their lines;
+/// comments, identifiers, character literals, lifetimes and floats are skipped. Enough of a lexer for this
+/// lint, not a general one.
 fn tokens(src: &str) -> Vec<Token> {
     let c: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
@@ -187,6 +210,15 @@ fn tokens(src: &str) -> Vec<Token> {
             } else {
                 i += 1;
             }
+        } else if ch == ';' {
+            out.push(Token { kind: TokenKind::Semi, line });
+            i += 1;
+        } else if ch == '{' || ch == '}' {
+            out.push(Token { kind: if ch == '{' { TokenKind::Open } else { TokenKind::Close }, line });
+            i += 1;
+        } else if ch == '#' && (i == 0 || c[i - 1] == '\n') && c[i..].starts_with(&CFG_TEST) {
+            out.push(Token { kind: TokenKind::CfgTest, line });
+            i += CFG_TEST.len();
         } else if ch.is_alphabetic() || ch == '_' {
             while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_') {
                 i += 1;
@@ -213,6 +245,8 @@ fn tokens(src: &str) -> Vec<Token> {
     }
     out
 }
+
+const CFG_TEST: [char; 12] = ['#', '[', 'c', 'f', 'g', '(', 't', 'e', 's', 't', ')', ']'];
 
 /// Whether the character before `i` continues an identifier (so `r` is not a raw string's prefix).
 fn ident_before(c: &[char], i: usize) -> bool {
@@ -246,7 +280,7 @@ mod tests {
 
     #[test]
     fn codes_are_found_with_their_line_and_the_variant_to_use() {
-        let src = "//! x\nfn f() {\n    // \"123029\" in a comment is fine\n    let s = 404;\n    v.fail(\"a\", \"b\", Some(\"123029\"));\n    let t = \"1234567\";\n    let r = r#\"900404\"#;\n}\n#[cfg(test)]\nmod tests { const X: &str = \"123029\"; }\n";
+        let src = "//! x\nfn f() {\n    // \"123029\" in a comment is fine\n    let s = 404;\n    v.fail(\"a\", \"b\", Some(\"123029\"));\n    let t = \"1234567\";\n    let r = r#\"900404\"#;\n}\n#[cfg(test)]\nuse x::y;\n#[cfg(test)]\nmod tests { fn t() { let x = \"123029\"; } }\nconst C: &str = \"100022\";\n";
         let found = lint_source("a.rs", src, &spec(), false);
         assert_eq!(
             found,
@@ -254,6 +288,7 @@ mod tests {
                 "a.rs:5: error code literal \"123029\"; use ErrorCode::PageOutOfRange",
                 "a.rs:6: error code literal \"1234567\"; no such code in docs/spec/northbound.toml",
                 "a.rs:7: error code literal \"900404\"; use codes::NOT_FOUND",
+                "a.rs:13: error code literal \"100022\"; use ErrorCode::InvalidInput",
             ]
         );
     }
