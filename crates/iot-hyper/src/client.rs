@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::error::Error;
-use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::transport::{Exchange, Transport, TransportConfig, TransportError};
 
 /// The clock the client reads and sleeps on; injectable so tests can run on a virtual clock instead of waiting.
 ///
@@ -293,15 +293,18 @@ impl Client {
             match step {
                 Step::Send(transmit) => {
                     trace_send(&transmit);
+                    // The call's deadline in the runtime's time (the machine reads `clock`, which may be virtual),
+                    // bounding the exchange under the same timer as the transport's own timeout.
                     let remaining = machine.deadline().saturating_duration_since(clock.now());
-                    let answer = tokio::time::timeout(remaining, self.inner.transport.send(transmit.request)).await;
+                    let deadline = tokio::time::Instant::now().checked_add(remaining);
+                    let answer = self.inner.transport.send_before(transmit.request, deadline).await;
                     let mut core = self.lock();
                     let now = clock.now();
                     match answer {
-                        Ok(Ok(response)) => machine.handle_response(&mut core, now, response),
-                        Ok(Err(error)) => machine.handle_failure(&mut core, now, error.failure(), error),
+                        Exchange::Done(Ok(response)) => machine.handle_response(&mut core, now, response),
+                        Exchange::Done(Err(error)) => machine.handle_failure(&mut core, now, error.failure(), error),
                         // The call's deadline passed mid-exchange: the next poll ends the call.
-                        Err(_) => {}
+                        Exchange::CallerDeadline => {}
                     }
                     self.settle(&mut core, machine);
                 }
