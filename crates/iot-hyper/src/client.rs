@@ -280,10 +280,10 @@ impl Client {
         let mut guard = Abandon { client: self, machine: Some(machine) };
         loop {
             let Some(machine) = guard.machine.as_mut() else { return Err(Error::Timeout(None)) };
-            // Registered before the poll, so a renewal ending between the poll and the wait still wakes us.
+            // Made before the poll, so a renewal ending between the poll and the wait still wakes us: a `Notified`
+            // sees every `notify_waiters` from its creation on, without being enabled (which would put it on the
+            // waiter list and take it off again on every turn of this loop, about 400 instructions a call).
             let renewed = self.inner.renewed.notified();
-            tokio::pin!(renewed);
-            renewed.as_mut().enable();
             let step = {
                 let mut core = self.lock();
                 let step = machine.poll(&mut core, clock.now());
@@ -297,7 +297,8 @@ impl Client {
                     // bounding the exchange under the same timer as the transport's own timeout.
                     let remaining = machine.deadline().saturating_duration_since(clock.now());
                     let deadline = tokio::time::Instant::now().checked_add(remaining);
-                    let answer = self.inner.transport.send_before(transmit.request, deadline).await;
+                    // The machine built the request from a checked base URL: nothing for the transport to check.
+                    let answer = self.inner.transport.send_before(transmit.request, deadline, false).await;
                     let mut core = self.lock();
                     let now = clock.now();
                     match answer {
@@ -327,9 +328,10 @@ impl Client {
         if core.take_wakeup() {
             self.inner.renewed.notify_waiters();
         }
-        let now = self.inner.config.clock.now();
+        // The clock is read only when there is something to log: most steps have no event.
+        let mut now = None;
         while let Some(event) = machine.poll_event() {
-            trace_event(&event, now);
+            trace_event(&event, *now.get_or_insert_with(|| self.inner.config.clock.now()));
         }
     }
 }

@@ -292,7 +292,7 @@ impl Transport {
     /// `Content-Length` exceeds the body limit is rejected before its body is read. Redirects are returned as
     /// they are, never followed.
     pub async fn send(&self, req: Request<Vec<u8>>) -> Result<Response<Bytes>, TransportError> {
-        match self.send_before(req, None).await {
+        match self.send_before(req, None, true).await {
             Exchange::Done(result) => result,
             // Without a caller's deadline only the transport's own can end the exchange.
             Exchange::CallerDeadline => {
@@ -303,10 +303,13 @@ impl Transport {
 
     /// [`Transport::send`] under the caller's deadline too, when it comes before the transport's own: one timer
     /// for the whole exchange, instead of one around it and one for each of its two phases (each timer is
-    /// registered with the runtime and cancelled again, about 400 instructions a call each).
-    pub(crate) async fn send_before(&self, req: Request<Vec<u8>>, caller: Option<Instant>) -> Exchange {
-        if let Err(e) = check_request(&req) {
-            return Exchange::Done(Err(e));
+    /// registered with the runtime and cancelled again, about 400 instructions a call each). `check` is false
+    /// for requests built by `iot-proto` from a checked base URL, which [`check_request`] would only parse again.
+    pub(crate) async fn send_before(&self, req: Request<Vec<u8>>, caller: Option<Instant>, check: bool) -> Exchange {
+        if check {
+            if let Err(e) = check_request(&req) {
+                return Exchange::Done(Err(e));
+            }
         }
         // One deadline for the whole exchange; an absurdly long timeout simply means no deadline.
         let own = Instant::now().checked_add(self.request_timeout);

@@ -41,6 +41,11 @@ fn sensitive(value: &str) -> Result<HeaderValue, IntoHttpError> {
 
 /// Writes `template` with its `{name}` segments replaced by their values (already percent-encoded) to `out`.
 fn substitute(out: &mut String, template: &str, values: &[(&'static str, String)]) {
+    // Most paths have no placeholder: copied whole, without splitting them into segments.
+    if values.is_empty() && template.starts_with('/') && !template.as_bytes().contains(&b'{') {
+        out.push_str(template);
+        return;
+    }
     for seg in template.split('/').skip(1) {
         out.push('/');
         match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
@@ -219,11 +224,7 @@ where
     };
     // The fast path: the items are read as items, in the same pass as the page.
     let mut aside = ItemsAside::<P::Item>::new(P::ITEM_MEMBERS, max);
-    let fast = iot_model::de::with_budget(budget, || {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let envelope = EnvelopeVisitor::<P, _>::new(&mut aside).deserialize_from(&mut de)?;
-        de.end().map(|()| envelope)
-    });
+    let fast = iot_model::de::with_budget(budget, || read_whole(body, EnvelopeVisitor::<P, _>::new(&mut aside)));
     if let Some(member) = aside.oversized {
         return Err(oversized(member));
     }
@@ -314,12 +315,8 @@ type ErrorMembers = (Option<ErrorCode>, Option<String>);
 /// The one-pass read: `Some(Ok)` for an answer, `Some(Err)` for an error object, `None` when the body did not
 /// read as `T` in one pass (the caller then looks closer).
 fn fast<T: DeserializeOwned>(body: &[u8]) -> Option<Result<T, ErrorMembers>> {
-    let envelope = iot_model::de::with_budget(decode_budget(body.len()), || {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let envelope = Envelope::<T>::deserialize(&mut de).ok()?;
-        de.end().ok()?;
-        Some(envelope)
-    })?;
+    let envelope =
+        iot_model::de::with_budget(decode_budget(body.len()), || read_whole(body, PhantomData::<Envelope<T>>).ok())?;
     match envelope {
         Envelope { code: None, description: None, value } => Some(Ok(value)),
         Envelope { code, description, .. } => {
@@ -330,9 +327,31 @@ fn fast<T: DeserializeOwned>(body: &[u8]) -> Option<Result<T, ErrorMembers>> {
 
 /// Decodes JSON in one fast pass; only on failure is it decoded again to find the path of the failure.
 pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, FromHttpResponseError> {
-    match iot_model::de::with_budget(decode_budget(body.len()), || serde_json::from_slice(body)) {
+    match iot_model::de::with_budget(decode_budget(body.len()), || read_whole(body, PhantomData::<T>)) {
         Ok(v) => Ok(v),
         Err(_) => Err(FromHttpResponseError::Decode(decode_error::<T>(status, body))),
+    }
+}
+
+/// Reads all of `body` as one JSON value through `seed`.
+///
+/// A body that is valid UTF-8 as a whole (every answer of the platform) is read as text: one check of the
+/// whole body, word by word, instead of one check per string that `serde_json` makes on bytes, which cost
+/// more than any rule of the tolerant reader (about 15% of a page; see docs/performance.md, "Below plain
+/// serde"). Any other body is read as bytes, exactly as before: invalid UTF-8 in a member that is skipped is
+/// no error, and in a string that is read it is the same error.
+fn read_whole<'de, S: DeserializeSeed<'de>>(body: &'de [u8], seed: S) -> Result<S::Value, serde_json::Error> {
+    match std::str::from_utf8(body) {
+        Ok(text) => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let value = seed.deserialize(&mut de)?;
+            de.end().map(|()| value)
+        }
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let value = seed.deserialize(&mut de)?;
+            de.end().map(|()| value)
+        }
     }
 }
 
@@ -500,6 +519,13 @@ impl<'de, T: Deserialize<'de>, S: Aside<'de>> EnvelopeVisitor<T, S> {
 
     fn deserialize_from<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope<T>, D::Error> {
         deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, S: Aside<'de>> DeserializeSeed<'de> for EnvelopeVisitor<T, S> {
+    type Value = Envelope<T>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope<T>, D::Error> {
+        self.deserialize_from(deserializer)
     }
 }
 
