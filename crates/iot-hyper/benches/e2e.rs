@@ -7,7 +7,7 @@
 //!   that noise from the shared machine hits all sides alike. The figure to read is the median of the
 //!   per-round ratios, of wall time and of the client thread's CPU time.
 //! - `E2E_SEQ` (default 200) and `E2E_CONC` (default 480): calls per side per round, sequential and with 16
-//!   in flight.
+//!   or 64 in flight (rounded down to a multiple of the width).
 //! - `E2E_PIN=1`: pins the client thread to CPU 0 and the server thread to CPU 1 (with `taskset`).
 //! - `E2E_LOOP=<side>:<server>:<calls>` skips the timing and makes `<calls>` sequential calls after a
 //!   warm-up, for instruction counts under callgrind (`--separate-threads=yes`; the client is thread 1).
@@ -59,7 +59,7 @@ const TASKS: usize = 100;
 /// size the performance notes measured.
 const DEVICES_PER_TASK: usize = 5;
 /// Calls in flight in the concurrent runs.
-const WIDTH: usize = 16;
+const WIDTHS: [usize; 2] = [16, 64];
 /// The bare client logs in as a second app: a login invalidates the app's earlier tokens, so sharing one app
 /// would make the two clients log each other out.
 const BARE_APP: &str = "bench-bare";
@@ -347,6 +347,12 @@ fn pin_current_thread(cpu: usize) {
     }
 }
 
+/// The first three fields of `/proc/loadavg` (1, 5 and 15 minutes).
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -611,7 +617,7 @@ fn main() {
     }
     let rounds = env_usize("E2E_ROUNDS", 21);
     let seq = env_usize("E2E_SEQ", 200);
-    let conc = env_usize("E2E_CONC", 480).max(WIDTH);
+    let conc = env_usize("E2E_CONC", 480).max(WIDTHS[1]);
     pin_current_thread(0);
     let servers = start_servers();
     println!(
@@ -620,17 +626,20 @@ fn main() {
         servers.page.body.len(),
         servers.one.body.len(),
     );
+    // The machine is shared: its load before and after says how much the other processes took.
+    println!("load average at start: {}", load_average());
     compare_decode(&servers.page, rounds);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        for kind in [ServerKind::Fixed, ServerKind::Live] {
+        for kind in [ServerKind::Fixed, ServerKind::Live, ServerKind::FixedOne] {
             let callers = callers(&servers, kind).await;
             compare(kind, &callers, rounds, seq, 1).await;
-            compare(kind, &callers, rounds, conc, WIDTH).await;
+            for width in WIDTHS {
+                compare(kind, &callers, rounds, conc, width).await;
+            }
         }
-        let callers = callers(&servers, ServerKind::FixedOne).await;
-        compare(ServerKind::FixedOne, &callers, rounds, seq, 1).await;
     });
     drop(runtime);
     servers.shutdown();
+    println!("load average at end: {}", load_average());
 }

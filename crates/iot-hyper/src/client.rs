@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::error::Error;
-use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::transport::{Exchange, Transport, TransportConfig, TransportError};
 
 /// The clock the client reads and sleeps on; injectable so tests can run on a virtual clock instead of waiting.
 ///
@@ -280,10 +280,10 @@ impl Client {
         let mut guard = Abandon { client: self, machine: Some(machine) };
         loop {
             let Some(machine) = guard.machine.as_mut() else { return Err(Error::Timeout(None)) };
-            // Registered before the poll, so a renewal ending between the poll and the wait still wakes us.
+            // Made before the poll, so a renewal ending between the poll and the wait still wakes us: a `Notified`
+            // sees every `notify_waiters` from its creation on, without being enabled (which would put it on the
+            // waiter list and take it off again on every turn of this loop, about 400 instructions a call).
             let renewed = self.inner.renewed.notified();
-            tokio::pin!(renewed);
-            renewed.as_mut().enable();
             let step = {
                 let mut core = self.lock();
                 let step = machine.poll(&mut core, clock.now());
@@ -293,15 +293,19 @@ impl Client {
             match step {
                 Step::Send(transmit) => {
                     trace_send(&transmit);
+                    // The call's deadline in the runtime's time (the machine reads `clock`, which may be virtual),
+                    // bounding the exchange under the same timer as the transport's own timeout.
                     let remaining = machine.deadline().saturating_duration_since(clock.now());
-                    let answer = tokio::time::timeout(remaining, self.inner.transport.send(transmit.request)).await;
+                    let deadline = tokio::time::Instant::now().checked_add(remaining);
+                    // The machine built the request from a checked base URL: nothing for the transport to check.
+                    let answer = self.inner.transport.send_before(transmit.request, deadline, false).await;
                     let mut core = self.lock();
                     let now = clock.now();
                     match answer {
-                        Ok(Ok(response)) => machine.handle_response(&mut core, now, response),
-                        Ok(Err(error)) => machine.handle_failure(&mut core, now, error.failure(), error),
+                        Exchange::Done(Ok(response)) => machine.handle_response(&mut core, now, response),
+                        Exchange::Done(Err(error)) => machine.handle_failure(&mut core, now, error.failure(), error),
                         // The call's deadline passed mid-exchange: the next poll ends the call.
-                        Err(_) => {}
+                        Exchange::CallerDeadline => {}
                     }
                     self.settle(&mut core, machine);
                 }
@@ -324,9 +328,10 @@ impl Client {
         if core.take_wakeup() {
             self.inner.renewed.notify_waiters();
         }
-        let now = self.inner.config.clock.now();
+        // The clock is read only when there is something to log: most steps have no event.
+        let mut now = None;
         while let Some(event) = machine.poll_event() {
-            trace_event(&event, now);
+            trace_event(&event, *now.get_or_insert_with(|| self.inner.config.clock.now()));
         }
     }
 }

@@ -68,6 +68,99 @@ fn check_id_fully(kind: &'static str, value: &str, max_len: usize) -> Result<(),
     Err(ModelError::InvalidId { kind, reason })
 }
 
+/// Bytes of an identifier kept inside the value itself rather than on the heap: enough for the platform's
+/// 36-character UUID-shaped device ids, and it makes an identifier 40 bytes, no larger than a boxed 36-byte
+/// id takes with its heap block (16 + 48). Ids are decoded by the thousand per page; keeping them inline saves
+/// an allocation and a free for each (see `docs/performance.md`, "Below plain serde").
+const INLINE: usize = 38;
+
+/// The text of an identifier: inline up to [`INLINE`] bytes, boxed beyond. Each text has exactly one form
+/// (inline exactly when it fits), so comparing the forms' bytes compares the texts.
+#[derive(Clone)]
+pub(crate) enum IdText {
+    /// The first `.0` bytes of `.1` are the text; the rest are zero.
+    Inline(u8, [u8; INLINE]),
+    /// A text longer than [`INLINE`] bytes.
+    Heap(Box<str>),
+}
+
+impl IdText {
+    /// Copies `s` (inline when it fits).
+    #[inline]
+    pub(crate) fn new(s: &str) -> Self {
+        let b = s.as_bytes();
+        match u8::try_from(b.len()) {
+            Ok(len) if b.len() <= INLINE => {
+                let mut bytes = [0u8; INLINE];
+                bytes[..b.len()].copy_from_slice(b);
+                IdText::Inline(len, bytes)
+            }
+            _ => IdText::Heap(s.into()),
+        }
+    }
+
+    /// Takes `s`, reusing its allocation when the text does not fit inline.
+    pub(crate) fn from_string(s: String) -> Self {
+        if s.len() <= INLINE { Self::new(&s) } else { IdText::Heap(s.into_boxed_str()) }
+    }
+
+    /// The text's bytes.
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            IdText::Inline(len, bytes) => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            IdText::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// The text. The inline bytes are always a whole `str` copied in by [`IdText::new`]; without `unsafe`
+    /// they are checked again here (a word-wise ASCII test for the usual id), never failing.
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            IdText::Inline(..) => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            IdText::Heap(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for IdText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+// Compared, ordered and hashed as the text, whatever its form (two forms never hold the same text anyway).
+impl PartialEq for IdText {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for IdText {}
+
+impl PartialOrd for IdText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for IdText {
+    // Bytewise order is the order of `str`.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for IdText {
+    // As `str` hashes: the bytes, then `0xff`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
 /// Declares an identifier newtype checked with [`check_id`]. Used by the generated model.
 #[macro_export]
 #[doc(hidden)]
@@ -78,7 +171,7 @@ macro_rules! id_newtype {
         /// Checked at construction: not empty, not `.` or `..`, no control characters, at most
         #[doc = concat!(stringify!($max), " characters.")]
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Box<str>);
+        pub struct $name($crate::id::IdText);
 
         impl $name {
             /// Longest accepted value, in characters.
@@ -88,24 +181,24 @@ macro_rules! id_newtype {
             pub fn new(value: impl Into<String>) -> Result<Self, $crate::ModelError> {
                 let value = value.into();
                 $crate::id::check_id(stringify!($name), &value, $max)?;
-                Ok(Self(value.into_boxed_str()))
+                Ok(Self($crate::id::IdText::from_string(value)))
             }
 
             /// The identifier as a string.
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
 
         impl ::std::fmt::Debug for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), &*self.0)
+                write!(f, "{}({:?})", stringify!($name), self.0.as_str())
             }
         }
 
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.0.as_str())
             }
         }
 
@@ -132,13 +225,13 @@ macro_rules! id_newtype {
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
 
         impl ::serde::Serialize for $name {
             fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
+                s.serialize_str(self.0.as_str())
             }
         }
 
@@ -150,11 +243,11 @@ macro_rules! id_newtype {
                     fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                         f.write_str(concat!("a ", stringify!($name), " string"))
                     }
-                    // Checked on the borrowed text first, then copied once into the box: no `String` on the
-                    // way, and nothing allocated for an id that is rejected.
+                    // Checked on the borrowed text first, then copied once into the value (inline for the usual
+                    // id, else a box): no `String` on the way, and nothing allocated for an id that is rejected.
                     fn visit_str<E: ::serde::de::Error>(self, v: &str) -> Result<$name, E> {
                         $crate::id::check_id(stringify!($name), v, $max).map_err(E::custom)?;
-                        Ok($name(v.into()))
+                        Ok($name($crate::id::IdText::new(v)))
                     }
                     fn visit_string<E: ::serde::de::Error>(self, v: String) -> Result<$name, E> {
                         $name::new(v).map_err(E::custom)
@@ -187,6 +280,41 @@ mod tests {
         }
         assert!(check_id("T", &"é".repeat(256), 256).is_ok());
         assert!(check_id("T", &"é".repeat(257), 256).is_err());
+    }
+
+    /// The text of an id, compared as `str` is, in either form.
+    fn same_as_str(a: &str, b: &str) {
+        use super::IdText;
+        use std::hash::{BuildHasher, RandomState};
+        let (x, y) = (IdText::new(a), IdText::from_string(b.to_owned()));
+        assert_eq!(x.as_str(), a);
+        assert_eq!(y.as_str(), b);
+        assert_eq!(IdText::from_string(a.to_owned()), x, "{a:?}");
+        assert_eq!(x == y, a == b, "{a:?} {b:?}");
+        assert_eq!(x.cmp(&y), a.cmp(b), "{a:?} {b:?}");
+        let hasher = RandomState::new();
+        assert_eq!(hasher.hash_one(&x), hasher.hash_one(a), "{a:?}");
+    }
+
+    #[test]
+    fn inline_and_boxed_texts_read_and_compare_as_their_str() {
+        // Every length around the inline limit, in ASCII and with multi-byte characters straddling it.
+        let texts: Vec<String> = (0..=80)
+            .flat_map(|n| ["a".repeat(n), "b".repeat(n), format!("{}é", "a".repeat(n)), format!("日{}", "z".repeat(n))])
+            .collect();
+        for a in &texts {
+            for b in &texts {
+                same_as_str(a, b);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_reads_and_compares_as_its_str(a in "\\PC{0,50}", b in "\\PC{0,50}") {
+            same_as_str(&a, &b);
+            same_as_str(&a, &a);
+        }
     }
 
     /// The complete rules, written out plainly, as an oracle for the word-wise fast path.

@@ -39,8 +39,13 @@ fn sensitive(value: &str) -> Result<HeaderValue, IntoHttpError> {
     Ok(v)
 }
 
-fn substitute(template: &str, values: &[(&'static str, String)]) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
+/// Writes `template` with its `{name}` segments replaced by their values (already percent-encoded) to `out`.
+fn substitute(out: &mut String, template: &str, values: &[(&'static str, String)]) {
+    // Most paths have no placeholder: copied whole, without splitting them into segments.
+    if values.is_empty() && template.starts_with('/') && !template.as_bytes().contains(&b'{') {
+        out.push_str(template);
+        return;
+    }
     for seg in template.split('/').skip(1) {
         out.push('/');
         match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
@@ -51,8 +56,10 @@ fn substitute(template: &str, values: &[(&'static str, String)]) -> String {
             None => out.push_str(seg),
         }
     }
-    out
 }
+
+/// The `app_key` header's name, made once.
+const APP_KEY_HEADER: http::HeaderName = http::HeaderName::from_static(APP_KEY);
 
 /// Builds an endpoint's HTTP request. Validation runs first; values are percent-encoded; absent optional
 /// query values are left out; auth headers are marked sensitive.
@@ -65,35 +72,55 @@ pub fn build_request<E: Endpoint>(
     let meta = E::META;
     let mut w = crate::endpoint::ParamWriter::default();
     ep.write_params(&mut w);
-    let mut uri = String::with_capacity(base.as_str().len() + meta.path.len() + w.query.len() + 16);
-    uri.push_str(base.as_str());
-    uri.push_str(&substitute(meta.path, &w.path));
+    // Only the path and query are written as text; the base's scheme and authority were parsed once, when it
+    // was made, and are shared. (Writing the whole URI and having `http` parse it back cost about 1,000
+    // instructions a call: see docs/performance.md, "Fixed cost after issue 11".)
+    let (scheme, authority, prefix) = base.parts();
+    let mut target = String::with_capacity(prefix.len() + meta.path.len() + w.query.len() + 16);
+    target.push_str(prefix);
+    substitute(&mut target, meta.path, &w.path);
     if !w.query.is_empty() {
-        uri.push('?');
-        uri.push_str(&w.query);
+        target.push('?');
+        target.push_str(&w.query);
     }
-    let mut builder = http::Request::builder().method(meta.method.clone()).uri(uri);
-    builder = builder.header(ACCEPT, HeaderValue::from_static("application/json"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(scheme.clone());
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(target).map_err(|e| invalid_uri(&e.to_string()))?);
+    let uri = http::Uri::from_parts(parts).map_err(|e| invalid_uri(&e.to_string()))?;
+    // Set in place rather than through `http::request::Builder`, which moves the whole request at every step.
+    let mut headers = http::HeaderMap::with_capacity(4);
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     if meta.auth {
         let auth = auth.ok_or(IntoHttpError::MissingCredentials { endpoint: meta.name })?;
-        builder = builder.header(APP_KEY, sensitive(auth.app_id.as_str())?);
+        headers.insert(APP_KEY_HEADER, sensitive(auth.app_id.as_str())?);
         let mut bearer = String::with_capacity(7 + auth.token.expose_secret().len());
         bearer.push_str("Bearer ");
         bearer.push_str(auth.token.expose_secret());
-        builder = builder.header(AUTHORIZATION, sensitive(&bearer)?);
+        headers.insert(AUTHORIZATION, sensitive(&bearer)?);
     }
     let body = match meta.body {
         BodyKind::None => Vec::new(),
         BodyKind::Json => {
-            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             serde_json::to_vec(ep.body()).map_err(|e| invalid_body(&e.to_string()))?
         }
         BodyKind::Form => {
-            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
             serde_urlencoded::to_string(ep.body()).map_err(|e| invalid_body(&e.to_string()))?.into_bytes()
         }
     };
-    builder.body(body).map_err(|e| invalid_body(&e.to_string()))
+    let mut request = http::Request::new(body);
+    *request.method_mut() = meta.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// A URI that `http` refuses. The path and query are percent-encoded and the base was checked, so this is not
+/// expected; it is reported like the builder reported it before.
+fn invalid_uri(message: &str) -> IntoHttpError {
+    invalid_body(message)
 }
 
 fn invalid_body(message: &str) -> IntoHttpError {
@@ -197,11 +224,7 @@ where
     };
     // The fast path: the items are read as items, in the same pass as the page.
     let mut aside = ItemsAside::<P::Item>::new(P::ITEM_MEMBERS, max);
-    let fast = iot_model::de::with_budget(budget, || {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let envelope = EnvelopeVisitor::<P, _>::new(&mut aside).deserialize_from(&mut de)?;
-        de.end().map(|()| envelope)
-    });
+    let fast = iot_model::de::with_budget(budget, || read_whole(body, EnvelopeVisitor::<P, _>::new(&mut aside)));
     if let Some(member) = aside.oversized {
         return Err(oversized(member));
     }
@@ -292,12 +315,8 @@ type ErrorMembers = (Option<ErrorCode>, Option<String>);
 /// The one-pass read: `Some(Ok)` for an answer, `Some(Err)` for an error object, `None` when the body did not
 /// read as `T` in one pass (the caller then looks closer).
 fn fast<T: DeserializeOwned>(body: &[u8]) -> Option<Result<T, ErrorMembers>> {
-    let envelope = iot_model::de::with_budget(decode_budget(body.len()), || {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let envelope = Envelope::<T>::deserialize(&mut de).ok()?;
-        de.end().ok()?;
-        Some(envelope)
-    })?;
+    let envelope =
+        iot_model::de::with_budget(decode_budget(body.len()), || read_whole(body, PhantomData::<Envelope<T>>).ok())?;
     match envelope {
         Envelope { code: None, description: None, value } => Some(Ok(value)),
         Envelope { code, description, .. } => {
@@ -308,9 +327,31 @@ fn fast<T: DeserializeOwned>(body: &[u8]) -> Option<Result<T, ErrorMembers>> {
 
 /// Decodes JSON in one fast pass; only on failure is it decoded again to find the path of the failure.
 pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, FromHttpResponseError> {
-    match iot_model::de::with_budget(decode_budget(body.len()), || serde_json::from_slice(body)) {
+    match iot_model::de::with_budget(decode_budget(body.len()), || read_whole(body, PhantomData::<T>)) {
         Ok(v) => Ok(v),
         Err(_) => Err(FromHttpResponseError::Decode(decode_error::<T>(status, body))),
+    }
+}
+
+/// Reads all of `body` as one JSON value through `seed`.
+///
+/// A body that is valid UTF-8 as a whole (every answer of the platform) is read as text: one check of the
+/// whole body, word by word, instead of one check per string that `serde_json` makes on bytes, which cost
+/// more than any rule of the tolerant reader (about 15% of a page; see docs/performance.md, "Below plain
+/// serde"). Any other body is read as bytes, exactly as before: invalid UTF-8 in a member that is skipped is
+/// no error, and in a string that is read it is the same error.
+fn read_whole<'de, S: DeserializeSeed<'de>>(body: &'de [u8], seed: S) -> Result<S::Value, serde_json::Error> {
+    match std::str::from_utf8(body) {
+        Ok(text) => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let value = seed.deserialize(&mut de)?;
+            de.end().map(|()| value)
+        }
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let value = seed.deserialize(&mut de)?;
+            de.end().map(|()| value)
+        }
     }
 }
 
@@ -478,6 +519,13 @@ impl<'de, T: Deserialize<'de>, S: Aside<'de>> EnvelopeVisitor<T, S> {
 
     fn deserialize_from<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope<T>, D::Error> {
         deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, S: Aside<'de>> DeserializeSeed<'de> for EnvelopeVisitor<T, S> {
+    type Value = Envelope<T>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope<T>, D::Error> {
+        self.deserialize_from(deserializer)
     }
 }
 

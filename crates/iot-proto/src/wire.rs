@@ -31,8 +31,31 @@ pub fn decode_component(s: &str, plus_is_space: bool) -> Result<String, std::str
 /// assert_eq!(base.as_str(), "https://iot.example.com:8743");
 /// assert!(BaseUrl::parse("ftp://example.com").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct BaseUrl(String);
+#[derive(Clone)]
+pub struct BaseUrl {
+    text: String,
+    /// The scheme and authority of `text`, parsed once: every request's URI is put together from them and its
+    /// own path and query, instead of writing the whole URI as text for `http` to parse again.
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// Where the path prefix starts in `text`.
+    path_at: usize,
+}
+
+// A base URL is its text; the parsed parts only repeat it.
+impl PartialEq for BaseUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for BaseUrl {}
+
+impl std::hash::Hash for BaseUrl {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
 
 /// Why a base URL was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -58,25 +81,33 @@ impl BaseUrl {
             return Err(BaseUrlError("no query or fragment allowed"));
         }
         let path = uri.path().trim_end_matches('/');
-        let scheme = uri.scheme_str().unwrap_or("https");
-        Ok(Self(format!("{scheme}://{authority}{path}")))
+        let scheme = uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTPS);
+        let authority = authority.clone();
+        let text = format!("{scheme}://{authority}");
+        let path_at = text.len();
+        Ok(Self { text: text + path, scheme, authority, path_at })
     }
 
     /// The URL without a trailing slash.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The scheme, the authority and the path prefix (empty, or starting with `/` and without a trailing one).
+    pub(crate) fn parts(&self) -> (&http::uri::Scheme, &http::uri::Authority, &str) {
+        (&self.scheme, &self.authority, self.text.get(self.path_at..).unwrap_or_default())
     }
 }
 
 impl fmt::Debug for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BaseUrl({:?})", self.0)
+        write!(f, "BaseUrl({:?})", self.text)
     }
 }
 
 impl fmt::Display for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -169,6 +200,21 @@ mod tests {
         assert_eq!(BaseUrl::parse("https://h/prefix/").unwrap().as_str(), "https://h/prefix");
         for bad in ["", "h:80", "ftp://h", "https://h?x=1", "https://u:p@h", "https://h/#f", "/relative"] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parts_repeat_the_text() {
+        for (url, scheme, authority, path) in [
+            ("http://127.0.0.1:8080", "http", "127.0.0.1:8080", ""),
+            ("https://H.example/prefix/", "https", "H.example", "/prefix"),
+            ("https://h:8743/a/b", "https", "h:8743", "/a/b"),
+            ("HTTPS://h", "https", "h", ""),
+        ] {
+            let base = BaseUrl::parse(url).unwrap();
+            let (s, a, p) = base.parts();
+            assert_eq!((s.as_str(), a.as_str(), p), (scheme, authority, path), "{url}");
+            assert_eq!(base.as_str(), format!("{s}://{a}{p}"), "{url}");
         }
     }
 }

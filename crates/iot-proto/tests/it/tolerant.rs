@@ -383,3 +383,31 @@ fn a_page_walker_ends_on_a_page_larger_than_it_asked_for() {
     assert!(walker.next_request().is_none());
     assert_eq!(walker.outcome(), Some(Err(WalkStop::Walk(oversized))));
 }
+
+/// Answers are read as text when the whole body is UTF-8 (issue 11); a body that is not is still read as bytes,
+/// so bytes that are not UTF-8 cost nothing in a member that is skipped, and in a member that is read they are
+/// refused as before, never replaced.
+#[test]
+fn a_body_that_is_not_utf8_reads_as_before() {
+    use iot_proto::QueryUpgradeTaskList;
+    let page = |extra: &[u8], id: &[u8]| {
+        let mut body = br#"{"totalCount":2,"data":[{"operationId":"a","somethingNew":""#.to_vec();
+        body.extend_from_slice(extra);
+        body.extend_from_slice(br#""},{"operationId":""#);
+        body.extend_from_slice(id);
+        body.extend_from_slice(br#""}]}"#);
+        QueryUpgradeTaskList::try_from_http_response(&response(200, body))
+    };
+    let text = page(b"caf\xc3\xa9", b"b").unwrap();
+    let bytes = page(b"caf\xe9", b"b").unwrap();
+    assert_eq!(bytes, text);
+    assert_eq!(bytes.data.iter().map(|t| t.operation_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    // Invalid UTF-8 inside an id that is read: a decode error at the item, never a replacement character.
+    match page(b"x", b"b\xff") {
+        Err(FromHttpResponseError::Decode(e)) => {
+            assert_eq!(e.path, "data[1]", "{e:?}");
+            assert!(e.message.contains("invalid unicode code point"), "{e:?}");
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+}
