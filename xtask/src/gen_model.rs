@@ -52,7 +52,7 @@ pub fn model(spec: &Spec) -> String {
     );
 
     for id in &spec.ids {
-        o.push_str("crate::id_newtype!(\n");
+        o.push_str("crate::id::id_newtype!(\n");
         doc_lines(&mut o, &id.doc, None);
         let _ = writeln!(o, "{}, {});\n", id.name, id.max_len);
     }

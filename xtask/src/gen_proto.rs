@@ -12,11 +12,12 @@ const P: &str = "iot_model::";
 pub fn proto(spec: &Spec) -> String {
     let mut o = String::new();
     o.push_str(crate::HEADER);
-    o.push_str("\n#![allow(clippy::too_many_arguments)]\n\n");
     o.push_str(
-        "use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};\n",
+        "\nuse crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};\n\
+         use crate::error::FromHttpResponseError;\n\
+         use crate::glue::{Glue, ParamError, ParamReader, ParamWriter};\n\
+         use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n",
     );
-    o.push_str("use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n");
 
     for p in &spec.paging {
         let _ = writeln!(
@@ -60,13 +61,10 @@ pub fn proto(spec: &Spec) -> String {
     o.push_str("];\n\n");
 
     // Query-value impls for every id and enum, so any of them can travel in a query or a path.
-    for id in &spec.ids {
-        let _ = writeln!(o, "crate::impl_query_value_id!({P}{});", id.name);
-    }
-    for e in &spec.enums {
-        let _ = writeln!(o, "crate::impl_query_value_enum!({P}{});", e.name);
-    }
-    o.push('\n');
+    let ids: Vec<String> = spec.ids.iter().map(|id| format!("{P}{}", id.name)).collect();
+    let _ = writeln!(o, "crate::glue::query_value_id!({});", ids.join(", "));
+    let enums: Vec<String> = spec.enums.iter().map(|e| format!("{P}{}", e.name)).collect();
+    let _ = writeln!(o, "crate::glue::query_value_enum!({});\n", enums.join(", "));
 
     // The endpoint id enum.
     o.push_str("/// Names every endpoint; [`EndpointId::meta`] gives its metadata.\n");
@@ -125,7 +123,7 @@ pub fn proto(spec: &Spec) -> String {
     // Validation glue for every structure a request body can reach.
     let reachable = body_reachable(spec);
     for s in spec.structs.iter().filter(|s| reachable.contains(&s.name)) {
-        let _ = writeln!(o, "impl Validate for {P}{} {{\nfn validate(&self, v: &mut Validator) {{", s.name);
+        let _ = writeln!(o, "impl Validate for {P}{} {{", s.name);
         let mut checks = String::new();
         for f in &s.fields {
             field_checks(&mut checks, spec, f, "self.", &reachable);
@@ -133,11 +131,8 @@ pub fn proto(spec: &Spec) -> String {
         if s.rules {
             let _ = writeln!(checks, "crate::rules::{}(self, v);", snake(&s.name));
         }
-        if checks.is_empty() {
-            checks.push_str("let _ = v;\n");
-        }
-        o.push_str(&checks);
-        o.push_str("}\n}\n\n");
+        emit_fn(&mut o, "fn validate(&self, {v}: &mut Validator)", "v", &checks);
+        o.push_str("}\n\n");
     }
     o
 }
@@ -268,9 +263,11 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     if let Some(b) = &ep.body {
         args.push(format!("body: {P}{}", b.ty));
     }
+    // Clippy's limit is seven; an endpoint with more required parts says so where it happens.
+    let allow = if args.len() > 7 { "#[allow(clippy::too_many_arguments)]\n" } else { "" };
     let _ = writeln!(
         o,
-        "impl {} {{\n/// Builds the request from its required parts; optional parameters start unset.\npub fn new({}) -> Self {{\nSelf {{",
+        "impl {} {{\n/// Builds the request from its required parts; optional parameters start unset.\n{allow}pub fn new({}) -> Self {{\nSelf {{",
         ep.name,
         args.join(", ")
     );
@@ -345,71 +342,51 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         errors = errors.join(", "),
         params = params.join(", "),
     );
-    o.push_str("fn write_params(&self, w: &mut crate::endpoint::ParamWriter) {\n");
+    if ep.body.is_some() {
+        o.push_str("fn body(&self) -> &Self::Body {\n&self.body\n}\n}\n\n");
+    } else {
+        o.push_str("fn body(&self) -> &Self::Body {\n&crate::endpoint::NoBody\n}\n}\n\n");
+    }
+
+    // The glue: a private supertrait, so none of it is public API.
+    let _ = writeln!(o, "impl Glue<{body_ty}, {resp_ty}> for {} {{", ep.name);
+    let mut writes = String::new();
+    let mut reads = String::new();
     for p in &ep.params {
-        match (p.location.as_deref(), p.required) {
-            (Some("path"), _) => {
-                let _ = writeln!(o, "w.path({:?}, self.{}.as_str());", p.json, p.rust_name());
-            }
-            (_, true) => {
-                let _ = writeln!(o, "w.query_required({:?}, &self.{});", p.json, p.rust_name());
-            }
-            _ => {
-                let _ = writeln!(o, "w.query({:?}, &self.{});", p.json, p.rust_name());
-            }
-        }
+        let (write, read) = match (p.location.as_deref(), p.required) {
+            (Some("path"), _) => (format!("w.path({:?}, self.{}.as_str());", p.json, p.rust_name()), "path"),
+            (_, true) => (format!("w.query_required({:?}, &self.{});", p.json, p.rust_name()), "query_required"),
+            _ => (format!("w.query({:?}, &self.{});", p.json, p.rust_name()), "query"),
+        };
+        let _ = writeln!(writes, "{write}");
+        let _ = writeln!(reads, "{}: r.{read}({:?})?,", p.rust_name(), p.json);
     }
-    if ep.params.is_empty() {
-        o.push_str("let _ = w;\n");
-    }
-    o.push_str("}\n\n");
+    emit_fn(o, "fn write_params(&self, {w}: &mut ParamWriter)", "w", &writes);
+    // The body is the reader's input whether or not the endpoint has one, so the generic server code need not
+    // tell the two apart; `NoBody` is simply dropped.
+    let body_arg = if ep.body.is_some() { "body" } else { "_" };
+    let r = if ep.params.is_empty() { "_" } else { "r" };
     let _ = writeln!(
         o,
-        "fn read_params(r: &mut crate::endpoint::ParamReader<'_>, body: Self::Body) -> Result<Self, crate::endpoint::ParamError> {{"
+        "fn read_params({r}: &mut ParamReader<'_>, {body_arg}: {body_ty}) -> Result<Self, ParamError> {{\nOk(Self {{\n{reads}{}}})\n}}\n",
+        if ep.body.is_some() { "body,\n" } else { "" }
     );
-    if ep.params.is_empty() {
-        o.push_str("let _ = r;\n");
-    }
-    if ep.body.is_none() {
-        o.push_str("let crate::endpoint::NoBody = body;\n");
-    }
-    o.push_str("Ok(Self {\n");
-    for p in &ep.params {
-        let call = match (p.location.as_deref(), p.required) {
-            (Some("path"), _) => "path",
-            (_, true) => "query_required",
-            _ => "query",
-        };
-        let _ = writeln!(o, "{}: r.{call}({:?})?,", p.rust_name(), p.json);
-    }
-    if ep.body.is_some() {
-        o.push_str("body,\n");
-    }
-    o.push_str("})\n}\n\n");
-    if ep.body.is_some() {
-        o.push_str("fn body(&self) -> &Self::Body {\n&self.body\n}\n\n");
-    } else {
-        o.push_str("fn body(&self) -> &Self::Body {\n&crate::endpoint::NoBody\n}\n\n");
-    }
-    o.push_str("fn validate_params(&self, v: &mut Validator) {\n");
     let empty = BTreeSet::new();
     let mut checks = String::new();
     for p in &ep.params {
         field_checks(&mut checks, spec, p, "self.", &empty);
     }
-    if checks.is_empty() {
-        o.push_str("let _ = v;\n");
+    if ep.body.is_some() {
+        checks.push_str("self.body.validate(v);\n");
     }
-    o.push_str(&checks);
-    o.push_str("}\n");
-    if ep.paging.is_some() {
-        // A page with unreadable items keeps its readable ones.
-        o.push_str(
-            "\nfn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::FromHttpResponseError> {\n\
-             crate::client::read_page::<Self::Response>(status, body)\n}\n",
-        );
-    }
-    o.push_str("}\n\n");
+    emit_fn(o, "fn check(&self, {v}: &mut Validator)", "v", &checks);
+    // A page with unreadable items keeps its readable ones.
+    let reader = if ep.paging.is_some() { "read_page" } else { "read_answer" };
+    let _ = writeln!(
+        o,
+        "fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<{resp_ty}, FromHttpResponseError> {{\n\
+         crate::client::{reader}(status, body)\n}}\n}}\n"
+    );
 
     if ep.paging.is_some() {
         let _ = writeln!(
@@ -419,5 +396,16 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
              fn set_page(&mut self, page_no: u32, page_size: u32) {{\nself.page_no = Some(page_no);\nself.page_size = Some(page_size);\n}}\n}}\n",
             ep.name
         );
+    }
+}
+
+/// Emits a function whose only parameter besides `self` is `name`; the parameter is `_` when the body does not
+/// use it, so the output carries no `let _ = name;`. `sig` holds `{name}` where the parameter goes.
+fn emit_fn(o: &mut String, sig: &str, name: &str, body: &str) {
+    let sig = sig.replace(&format!("{{{name}}}"), if body.is_empty() { "_" } else { name });
+    if body.is_empty() {
+        let _ = writeln!(o, "{sig} {{}}\n");
+    } else {
+        let _ = writeln!(o, "{sig} {{\n{body}}}\n");
     }
 }

@@ -37,31 +37,31 @@ pub mod limits {
 /// The port the platform usually serves the northbound API on.
 pub const DEFAULT_PORT: u16 = 8743;
 
-crate::id_newtype!(
+crate::id::id_newtype!(
 /// Identifies an application (the `app_key` of every authenticated call).
 AppId, 256);
 
-crate::id_newtype!(
+crate::id::id_newtype!(
 /// Identifies a version package (firmware or software image).
 FileId, 256);
 
-crate::id_newtype!(
+crate::id::id_newtype!(
 /// Identifies a device upgrade task.
 OperationId, 256);
 
-crate::id_newtype!(
+crate::id::id_newtype!(
 /// Identifies one device's part (subtask) of an upgrade task.
 SubOperationId, 256);
 
-crate::id_newtype!(
+crate::id::id_newtype!(
 /// Identifies a device, as assigned by the platform at registration.
 DeviceId, 256);
 
-crate::id_newtype!(
+crate::id::id_newtype!(
 /// Identifies a batch task.
 TaskId, 256);
 
-crate::id_newtype!(
+crate::id::id_newtype!(
 /// Identifies a command delivered to a device.
 CommandId, 256);
 

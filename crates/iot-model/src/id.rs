@@ -68,9 +68,8 @@ fn check_id_fully(kind: &'static str, value: &str, max_len: usize) -> Result<(),
     Err(ModelError::InvalidId { kind, reason })
 }
 
-/// Declares an identifier newtype checked with [`check_id`]. Used by the generated model.
-#[macro_export]
-#[doc(hidden)]
+/// Declares an identifier newtype checked with [`check_id`]. Used by the generated model only, so it is not
+/// exported.
 macro_rules! id_newtype {
     ($(#[$doc:meta])* $name:ident, $max:expr) => {
         $(#[$doc])*
@@ -172,6 +171,7 @@ macro_rules! id_newtype {
         }
     };
 }
+pub(crate) use id_newtype;
 
 #[cfg(test)]
 mod tests {

@@ -63,7 +63,7 @@ pub fn build_request<E: Endpoint>(
 ) -> Result<http::Request<Vec<u8>>, IntoHttpError> {
     ep.validate()?;
     let meta = E::META;
-    let mut w = crate::endpoint::ParamWriter::default();
+    let mut w = crate::glue::ParamWriter::default();
     ep.write_params(&mut w);
     let mut uri = String::with_capacity(base.as_str().len() + meta.path.len() + w.query.len() + 16);
     uri.push_str(base.as_str());

@@ -32,6 +32,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 mod generated;
+mod glue;
 pub mod pager;
 pub mod ratelimit;
 mod reconcile;
@@ -39,7 +40,7 @@ pub mod retry;
 pub mod rules;
 pub mod server;
 pub mod session;
-pub mod validate;
+mod validate;
 pub mod wire;
 
 pub use client::{APP_KEY, BearerAuth};

@@ -9,7 +9,7 @@ use iot_model::{
 use crate::validate::Validator;
 
 /// Exactly one of `devices` and `deviceGroups`; groups need deviceType, model and manufacturerName.
-pub fn operate_devices(t: &OperateDevices, v: &mut Validator) {
+pub(crate) fn operate_devices(t: &OperateDevices, v: &mut Validator) {
     // An empty list targets nothing, so it counts as absent.
     let devices = t.devices.as_ref().is_some_and(|d| !d.is_empty());
     let groups = t.device_groups.as_ref().is_some_and(|g| !g.is_empty());
@@ -34,7 +34,7 @@ pub fn operate_devices(t: &OperateDevices, v: &mut Validator) {
 
 /// executeType known; a custom window needs both times, start before end by at least five minutes;
 /// retryType needs retryTimes.
-pub fn operate_policy(p: &OperatePolicy, v: &mut Validator) {
+pub(crate) fn operate_policy(p: &OperatePolicy, v: &mut Validator) {
     match &p.execute_type {
         None => v.fail("executeType", "is required in a policy (now, device_online or custom)", Some("123025")),
         Some(e) => v.known("executeType", e, Some("123025")),
@@ -72,7 +72,7 @@ pub fn policy_starts_in_future(p: &OperatePolicy, now: Timestamp) -> Result<(), 
 }
 
 /// A batch task's type must be known, and a DeviceCmd task's `param` must be a valid DeviceCmdParam.
-pub fn batch_task_request(t: &BatchTaskRequest, v: &mut Validator) {
+pub(crate) fn batch_task_request(t: &BatchTaskRequest, v: &mut Validator) {
     v.known("taskType", &t.task_type, Some("100022"));
     if t.task_type != BatchTaskType::DeviceCmd {
         return;
@@ -91,7 +91,7 @@ pub fn batch_task_request(t: &BatchTaskRequest, v: &mut Validator) {
 ///
 /// `param` travels as a free JSON object, so the spec's generated checks never see these lists; the caps
 /// (`MAX_BATCH_DEVICES`, `MAX_BATCH_GROUPS`) keep one request from asking a server to store an unbounded task.
-pub fn device_cmd_param(p: &DeviceCmdParam, v: &mut Validator) {
+pub(crate) fn device_cmd_param(p: &DeviceCmdParam, v: &mut Validator) {
     let code = Some("100022");
     if let Some(list) = &p.device_list {
         v.items("param.deviceList", list.len(), MAX_BATCH_DEVICES as usize, code);

@@ -4,9 +4,10 @@
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use iot_model::{AccessToken, WireEnum};
 
-use crate::endpoint::{BodyKind, Endpoint, ParamReader, ResponseKind};
+use crate::endpoint::{BodyKind, Endpoint, ResponseKind};
 use crate::error::ApiError;
 use crate::generated::{EndpointId, ErrorCode};
+use crate::glue::ParamReader;
 use crate::wire::decode_component;
 
 /// Where a request was routed.

@@ -1,0 +1,206 @@
+//! The glue generated for every endpoint (parameter writer and reader, checks, answer reader) and the helpers
+//! it calls. The module is private: nothing here is nameable outside the crate, so the glue is no promise to
+//! users, and [`Endpoint`](crate::Endpoint), whose supertrait [`Glue`] is, cannot be implemented outside it.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::error::FromHttpResponseError;
+use crate::validate::Validator;
+use crate::wire::encode_component;
+
+/// What the generator writes for each endpoint; generic code in this crate calls it, users never see it.
+///
+/// `Body` and `Response` are the endpoint's [`Endpoint::Body`](crate::Endpoint::Body) and
+/// [`Endpoint::Response`](crate::Endpoint::Response); they are parameters here because a supertrait cannot
+/// name its subtrait's associated types.
+pub trait Glue<Body, Response>: Sized {
+    /// Writes path and query parameters.
+    fn write_params(&self, w: &mut ParamWriter);
+    /// Reads path and query parameters and puts the body in place.
+    fn read_params(r: &mut ParamReader<'_>, body: Body) -> Result<Self, ParamError>;
+    /// Records every limit and rule the parameters and the body break.
+    fn check(&self, v: &mut Validator);
+    /// Reads the body of a 2xx JSON answer: paged queries keep the readable items of a page that holds
+    /// unreadable ones ([`crate::client::read_page`]), every other endpoint reads with
+    /// [`crate::client::read_answer`].
+    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Response, FromHttpResponseError>;
+}
+
+/// A request parameter could not be read (server side).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamError {
+    /// The parameter's wire name.
+    pub name: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "parameter {}: {}", self.name, self.message)
+    }
+}
+
+/// Collects an endpoint's path values and query string (client side). Values are percent-encoded here, once.
+#[derive(Debug, Default)]
+pub struct ParamWriter {
+    pub(crate) path: Vec<(&'static str, String)>,
+    pub(crate) query: String,
+}
+
+impl ParamWriter {
+    /// Sets a path placeholder's value.
+    pub fn path(&mut self, name: &'static str, value: &str) {
+        self.path.push((name, encode_component(value).into_owned()));
+    }
+
+    /// Adds an optional query parameter; absent values are left out entirely.
+    pub fn query<T: QueryValue>(&mut self, name: &'static str, value: &Option<T>) {
+        if let Some(v) = value {
+            self.query_required(name, v);
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query_required<T: QueryValue>(&mut self, name: &'static str, value: &T) {
+        if !self.query.is_empty() {
+            self.query.push('&');
+        }
+        self.query.push_str(&encode_component(name));
+        self.query.push('=');
+        self.query.push_str(&encode_component(&value.to_query()));
+    }
+}
+
+/// Hands decoded path and query values to an endpoint's generated reader (server side).
+#[derive(Debug)]
+pub struct ParamReader<'a> {
+    pub(crate) path: &'a [(&'static str, String)],
+    pub(crate) query: &'a [(String, String)],
+}
+
+impl ParamReader<'_> {
+    /// Reads a path placeholder.
+    pub fn path<T: QueryValue>(&mut self, name: &'static str) -> Result<T, ParamError> {
+        let raw = self.path.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("");
+        T::from_query(raw).map_err(|message| ParamError { name, message })
+    }
+
+    /// Reads an optional query parameter; an empty value counts as absent, a repeated one is an error.
+    pub fn query<T: QueryValue>(&mut self, name: &'static str) -> Result<Option<T>, ParamError> {
+        let mut found = self.query.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(ParamError { name, message: "given more than once".into() });
+        }
+        match first {
+            None => Ok(None),
+            Some(v) if v.is_empty() => Ok(None),
+            Some(v) => T::from_query(v).map(Some).map_err(|message| ParamError { name, message }),
+        }
+    }
+
+    /// Reads a required query parameter.
+    pub fn query_required<T: QueryValue>(&mut self, name: &'static str) -> Result<T, ParamError> {
+        self.query(name)?.ok_or_else(|| ParamError { name, message: "is required".into() })
+    }
+}
+
+/// A value that can travel in a query string or a path segment.
+pub trait QueryValue: Sized {
+    /// The unencoded text form.
+    fn to_query(&self) -> Cow<'_, str>;
+    /// Reads the decoded text form.
+    fn from_query(s: &str) -> Result<Self, String>;
+}
+
+impl QueryValue for String {
+    fn to_query(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+    fn from_query(s: &str) -> Result<Self, String> {
+        Ok(s.to_owned())
+    }
+}
+
+macro_rules! query_number {
+    ($($t:ty),*) => {$(
+        impl QueryValue for $t {
+            fn to_query(&self) -> Cow<'_, str> {
+                Cow::Owned(self.to_string())
+            }
+            fn from_query(s: &str) -> Result<Self, String> {
+                s.parse().map_err(|_| format!("expected {}, got {s:?}", stringify!($t)))
+            }
+        }
+    )*};
+}
+query_number!(u32, u64, i64, bool);
+
+/// Implements [`QueryValue`] for identifier newtypes (checked on read).
+macro_rules! query_value_id {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::glue::QueryValue for $t {
+            fn to_query(&self) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(self.as_str())
+            }
+            fn from_query(s: &str) -> Result<Self, String> {
+                <$t>::new(s).map_err(|e| e.to_string())
+            }
+        }
+    )*};
+}
+pub(crate) use query_value_id;
+
+/// Implements [`QueryValue`] for wire enums (canonical spelling on write, tolerant on read).
+macro_rules! query_value_enum {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::glue::QueryValue for $t {
+            fn to_query(&self) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(self.as_str())
+            }
+            fn from_query(s: &str) -> Result<Self, String> {
+                Ok(<$t as iot_model::WireEnum>::from_wire(s))
+            }
+        }
+    )*};
+}
+pub(crate) use query_value_enum;
+
+#[cfg(test)]
+mod tests {
+    use iot_model::{OperationStatus, TaskId};
+
+    use super::*;
+
+    #[test]
+    fn query_values_print_back_as_they_read() {
+        assert_eq!(u32::from_query("42"), Ok(42));
+        assert!(u32::from_query("-1").is_err());
+        assert_eq!(bool::from_query(&true.to_query()), Ok(true));
+        assert_eq!(TaskId::from_query("t-1").map(|t| t.to_query().into_owned()), Ok("t-1".to_owned()));
+        assert!(TaskId::from_query("..").is_err());
+        // A wire enum reads tolerantly, writes canonically and keeps an unknown value as received.
+        assert_eq!(OperationStatus::from_query("FAILED"), Ok(OperationStatus::Failed));
+        assert_eq!(OperationStatus::Failed.to_query(), "failed");
+        assert_eq!(OperationStatus::from_query("paused").map(|s| s.to_query().into_owned()), Ok("paused".into()));
+    }
+
+    #[test]
+    fn absent_empty_and_repeated_query_values() {
+        let query = [("a".to_owned(), "1".to_owned()), ("b".to_owned(), String::new())];
+        let twice = [("a".to_owned(), "1".to_owned()), ("a".to_owned(), "2".to_owned())];
+        let mut r = ParamReader { path: &[], query: &query };
+        assert_eq!(r.query::<u32>("a"), Ok(Some(1)));
+        assert_eq!(r.query::<u32>("b"), Ok(None));
+        assert_eq!(r.query_required::<u32>("b").map_err(|e| e.to_string()), Err("parameter b: is required".into()));
+        let mut r = ParamReader { path: &[], query: &twice };
+        assert!(r.query::<u32>("a").is_err());
+        let mut w = ParamWriter::default();
+        w.query("a", &Some(1u32));
+        w.query::<u32>("b", &None);
+        w.query_required("c d", &"x&y".to_owned());
+        assert_eq!(w.query, "a=1&c%20d=x%26y");
+    }
+}
