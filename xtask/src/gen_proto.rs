@@ -83,6 +83,7 @@ pub fn proto(spec: &Spec) -> String {
         let _ = writeln!(o, "EndpointId::{0} => <{0} as Endpoint>::META,", ep.name);
     }
     o.push_str("}\n}\n}\n\n");
+    server_dispatch(&mut o, spec);
 
     for ep in &spec.endpoints {
         endpoint(&mut o, spec, ep);
@@ -408,4 +409,75 @@ fn emit_fn(o: &mut String, sig: &str, name: &str, body: &str) {
     } else {
         let _ = writeln!(o, "{sig} {{\n{body}}}\n");
     }
+}
+
+/// The response type of an endpoint, as generated code names it.
+fn response_ty(ep: &EndpointDef) -> String {
+    if ep.response == "empty" { "crate::endpoint::Empty".into() } else { format!("{P}{}", ep.response) }
+}
+
+/// The server side's two ways from an [`EndpointId`] to its type, both `match`es without a catch-all: a visitor
+/// for generic code (reading any request), and a trait with one handler per endpoint, so that a new endpoint
+/// in the spec is a compile error in every server until it is answered.
+fn server_dispatch(o: &mut String, spec: &Spec) {
+    o.push_str(
+        "/// Generic server code run with the endpoint type an [`EndpointId`] names (see [`EndpointId::visit`]).\n\
+         pub trait EndpointVisitor {\n\
+         /// What the visit gives.\ntype Output;\n\
+         /// Runs with `E`, the endpoint the id names.\nfn visit<E: Endpoint + Send + 'static>(self) -> Self::Output;\n}\n\n",
+    );
+    o.push_str(
+        "/// What a server does with each endpoint's request: one method per endpoint of the spec, called by\n\
+         /// [`EndpointId::dispatch`]. A new endpoint adds a required method, so a server does not compile until it\n\
+         /// answers the endpoint.\n\
+         pub trait Handlers {\n\
+         /// Who made an authenticated call.\ntype Caller;\n\
+         /// Checks an authenticated call's credentials; runs before the request is read, so a caller without\n\
+         /// them learns nothing about their request.\n\
+         fn authenticate(&mut self) -> Result<Self::Caller, crate::ApiError>;\n\
+         /// Reads the request of endpoint `E`, or the rejection the platform answers.\n\
+         fn request<E: Endpoint + Send + 'static>(&mut self) -> Result<E, crate::ApiError>;\n",
+    );
+    for ep in &spec.endpoints {
+        let caller = if ep.auth { "caller: Self::Caller, " } else { "" };
+        let _ = writeln!(
+            o,
+            "/// {} (`{} {}`).\nfn {}(&mut self, {caller}request: {}) -> Result<{}, crate::ApiError>;",
+            ep.doc.trim_end_matches('.'),
+            ep.method,
+            ep.path,
+            snake(&ep.name),
+            ep.name,
+            response_ty(ep)
+        );
+    }
+    o.push_str("}\n\nimpl EndpointId {\n");
+    o.push_str(
+        "/// Runs `visitor` with the endpoint type this id names.\n\
+         pub fn visit<V: EndpointVisitor>(self, visitor: V) -> V::Output {\nmatch self {\n",
+    );
+    for ep in &spec.endpoints {
+        let _ = writeln!(o, "EndpointId::{0} => visitor.visit::<{0}>(),", ep.name);
+    }
+    o.push_str(
+        "}\n}\n\n/// Answers a call to this endpoint: authenticates it if the endpoint needs it, reads its request and\n\
+         /// hands it to the endpoint's handler.\n\
+         pub fn dispatch<H: Handlers>(self, handlers: &mut H) -> http::Response<Vec<u8>> {\nmatch self {\n",
+    );
+    for ep in &spec.endpoints {
+        let (name, method) = (&ep.name, snake(&ep.name));
+        if ep.auth {
+            let _ = writeln!(
+                o,
+                "EndpointId::{name} => crate::server::respond::<{name}>(handlers.authenticate().and_then(|caller| {{\n\
+                 let request = handlers.request()?;\nhandlers.{method}(caller, request)\n}})),"
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "EndpointId::{name} => {{\ncrate::server::respond::<{name}>(handlers.request().and_then(|r| handlers.{method}(r)))\n}}"
+            );
+        }
+    }
+    o.push_str("}\n}\n}\n\n");
 }

@@ -373,6 +373,202 @@ impl EndpointId {
     }
 }
 
+/// Generic server code run with the endpoint type an [`EndpointId`] names (see [`EndpointId::visit`]).
+pub trait EndpointVisitor {
+    /// What the visit gives.
+    type Output;
+    /// Runs with `E`, the endpoint the id names.
+    fn visit<E: Endpoint + Send + 'static>(self) -> Self::Output;
+}
+
+/// What a server does with each endpoint's request: one method per endpoint of the spec, called by
+/// [`EndpointId::dispatch`]. A new endpoint adds a required method, so a server does not compile until it
+/// answers the endpoint.
+pub trait Handlers {
+    /// Who made an authenticated call.
+    type Caller;
+    /// Checks an authenticated call's credentials; runs before the request is read, so a caller without
+    /// them learns nothing about their request.
+    fn authenticate(&mut self) -> Result<Self::Caller, crate::ApiError>;
+    /// Reads the request of endpoint `E`, or the rejection the platform answers.
+    fn request<E: Endpoint + Send + 'static>(&mut self) -> Result<E, crate::ApiError>;
+    /// Log in with the application's id and secret (`POST /iocm/app/sec/v1.1.0/login`).
+    fn login(&mut self, request: Login) -> Result<iot_model::AuthToken, crate::ApiError>;
+    /// Trade a refresh token for new tokens (`POST /iocm/app/sec/v1.1.0/refreshToken`).
+    fn refresh_access_token(&mut self, request: RefreshAccessToken) -> Result<iot_model::AuthToken, crate::ApiError>;
+    /// Revoke an access token (deprecated by the platform, still served) (`POST /iocm/app/sec/v1.1.0/logout`).
+    fn logout(&mut self, caller: Self::Caller, request: Logout) -> Result<crate::endpoint::Empty, crate::ApiError>;
+    /// List the version packages, optionally filtered (`GET /iodm/northbound/v1.5.0/category`).
+    fn query_package_list(
+        &mut self,
+        caller: Self::Caller,
+        request: QueryPackageList,
+    ) -> Result<iot_model::CategoryPage, crate::ApiError>;
+    /// Read one version package (`GET /iodm/northbound/v1.5.0/category/{fileId}`).
+    fn query_package(
+        &mut self,
+        caller: Self::Caller,
+        request: QueryPackage,
+    ) -> Result<iot_model::CategoryInfo, crate::ApiError>;
+    /// Delete one version package (`DELETE /iodm/northbound/v1.5.0/category/{fileId}`).
+    fn delete_package(
+        &mut self,
+        caller: Self::Caller,
+        request: DeletePackage,
+    ) -> Result<crate::endpoint::Empty, crate::ApiError>;
+    /// Start upgrading the software of a set of devices (`POST /iodm/northbound/v1.5.0/operations/softwareUpgrade`).
+    fn create_software_upgrade_task(
+        &mut self,
+        caller: Self::Caller,
+        request: CreateSoftwareUpgradeTask,
+    ) -> Result<iot_model::CreateUpgradeTaskResponse, crate::ApiError>;
+    /// Start upgrading the firmware of a set of devices (`POST /iodm/northbound/v1.5.0/operations/firmwareUpgrade`).
+    fn create_firmware_upgrade_task(
+        &mut self,
+        caller: Self::Caller,
+        request: CreateFirmwareUpgradeTask,
+    ) -> Result<iot_model::CreateUpgradeTaskResponse, crate::ApiError>;
+    /// Read one upgrade task and its progress (`GET /iodm/northbound/v1.5.0/operations/{operationId}`).
+    fn query_upgrade_task(
+        &mut self,
+        caller: Self::Caller,
+        request: QueryUpgradeTask,
+    ) -> Result<iot_model::OperationInfo, crate::ApiError>;
+    /// List the subtasks (one per device) of an upgrade task (`GET /iodm/northbound/v1.5.0/operations/{operationId}/subOperations`).
+    fn query_sub_operations(
+        &mut self,
+        caller: Self::Caller,
+        request: QuerySubOperations,
+    ) -> Result<iot_model::SubOperationPage, crate::ApiError>;
+    /// List upgrade tasks, optionally filtered (`GET /iodm/northbound/v1.5.0/operations`).
+    fn query_upgrade_task_list(
+        &mut self,
+        caller: Self::Caller,
+        request: QueryUpgradeTaskList,
+    ) -> Result<iot_model::OperationPage, crate::ApiError>;
+    /// Create a batch task, such as one command delivered to many devices (`POST /iocm/app/batchtask/v1.1.0/tasks`).
+    fn create_batch_task(
+        &mut self,
+        caller: Self::Caller,
+        request: CreateBatchTask,
+    ) -> Result<iot_model::CreateBatchTaskResponse, crate::ApiError>;
+    /// Read one batch task and its counters (`GET /iocm/app/batchtask/v1.1.0/tasks/{taskId}`).
+    fn query_batch_task(
+        &mut self,
+        caller: Self::Caller,
+        request: QueryBatchTask,
+    ) -> Result<iot_model::BatchTaskInfo, crate::ApiError>;
+    /// List the subtasks of a batch task, optionally filtered (`GET /iocm/app/batchtask/v1.1.0/taskDetails`).
+    fn query_task_details(
+        &mut self,
+        caller: Self::Caller,
+        request: QueryTaskDetails,
+    ) -> Result<iot_model::TaskDetailPage, crate::ApiError>;
+}
+
+impl EndpointId {
+    /// Runs `visitor` with the endpoint type this id names.
+    pub fn visit<V: EndpointVisitor>(self, visitor: V) -> V::Output {
+        match self {
+            EndpointId::Login => visitor.visit::<Login>(),
+            EndpointId::RefreshAccessToken => visitor.visit::<RefreshAccessToken>(),
+            EndpointId::Logout => visitor.visit::<Logout>(),
+            EndpointId::QueryPackageList => visitor.visit::<QueryPackageList>(),
+            EndpointId::QueryPackage => visitor.visit::<QueryPackage>(),
+            EndpointId::DeletePackage => visitor.visit::<DeletePackage>(),
+            EndpointId::CreateSoftwareUpgradeTask => visitor.visit::<CreateSoftwareUpgradeTask>(),
+            EndpointId::CreateFirmwareUpgradeTask => visitor.visit::<CreateFirmwareUpgradeTask>(),
+            EndpointId::QueryUpgradeTask => visitor.visit::<QueryUpgradeTask>(),
+            EndpointId::QuerySubOperations => visitor.visit::<QuerySubOperations>(),
+            EndpointId::QueryUpgradeTaskList => visitor.visit::<QueryUpgradeTaskList>(),
+            EndpointId::CreateBatchTask => visitor.visit::<CreateBatchTask>(),
+            EndpointId::QueryBatchTask => visitor.visit::<QueryBatchTask>(),
+            EndpointId::QueryTaskDetails => visitor.visit::<QueryTaskDetails>(),
+        }
+    }
+
+    /// Answers a call to this endpoint: authenticates it if the endpoint needs it, reads its request and
+    /// hands it to the endpoint's handler.
+    pub fn dispatch<H: Handlers>(self, handlers: &mut H) -> http::Response<Vec<u8>> {
+        match self {
+            EndpointId::Login => crate::server::respond::<Login>(handlers.request().and_then(|r| handlers.login(r))),
+            EndpointId::RefreshAccessToken => crate::server::respond::<RefreshAccessToken>(
+                handlers.request().and_then(|r| handlers.refresh_access_token(r)),
+            ),
+            EndpointId::Logout => crate::server::respond::<Logout>(handlers.authenticate().and_then(|caller| {
+                let request = handlers.request()?;
+                handlers.logout(caller, request)
+            })),
+            EndpointId::QueryPackageList => {
+                crate::server::respond::<QueryPackageList>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.query_package_list(caller, request)
+                }))
+            }
+            EndpointId::QueryPackage => {
+                crate::server::respond::<QueryPackage>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.query_package(caller, request)
+                }))
+            }
+            EndpointId::DeletePackage => {
+                crate::server::respond::<DeletePackage>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.delete_package(caller, request)
+                }))
+            }
+            EndpointId::CreateSoftwareUpgradeTask => {
+                crate::server::respond::<CreateSoftwareUpgradeTask>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.create_software_upgrade_task(caller, request)
+                }))
+            }
+            EndpointId::CreateFirmwareUpgradeTask => {
+                crate::server::respond::<CreateFirmwareUpgradeTask>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.create_firmware_upgrade_task(caller, request)
+                }))
+            }
+            EndpointId::QueryUpgradeTask => {
+                crate::server::respond::<QueryUpgradeTask>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.query_upgrade_task(caller, request)
+                }))
+            }
+            EndpointId::QuerySubOperations => {
+                crate::server::respond::<QuerySubOperations>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.query_sub_operations(caller, request)
+                }))
+            }
+            EndpointId::QueryUpgradeTaskList => {
+                crate::server::respond::<QueryUpgradeTaskList>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.query_upgrade_task_list(caller, request)
+                }))
+            }
+            EndpointId::CreateBatchTask => {
+                crate::server::respond::<CreateBatchTask>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.create_batch_task(caller, request)
+                }))
+            }
+            EndpointId::QueryBatchTask => {
+                crate::server::respond::<QueryBatchTask>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.query_batch_task(caller, request)
+                }))
+            }
+            EndpointId::QueryTaskDetails => {
+                crate::server::respond::<QueryTaskDetails>(handlers.authenticate().and_then(|caller| {
+                    let request = handlers.request()?;
+                    handlers.query_task_details(caller, request)
+                }))
+            }
+        }
+    }
+}
+
 /// Log in with the application's id and secret.
 ///
 /// `POST /iocm/app/sec/v1.1.0/login`

@@ -182,6 +182,14 @@ pub fn encode_response<E: Endpoint>(response: &E::Response) -> http::Response<Ve
     }
 }
 
+/// The answer to a call: the typed answer, or the platform's error answer.
+pub fn respond<E: Endpoint>(result: Result<E::Response, ApiError>) -> http::Response<Vec<u8>> {
+    match result {
+        Ok(answer) => encode_response::<E>(&answer),
+        Err(e) => error_response(&e),
+    }
+}
+
 /// Builds the platform's error answer: the error's status and `{"error_code", "error_desc"}`.
 pub fn error_response(err: &ApiError) -> http::Response<Vec<u8>> {
     let body = iot_model::ErrorBody::new()
