@@ -15,7 +15,9 @@ pub fn proto(spec: &Spec) -> String {
     o.push_str(
         "\nuse crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};\n\
          use crate::error::FromHttpResponseError;\n\
-         use crate::glue::{Glue, ParamError, ParamReader, ParamWriter};\n\
+         use crate::glue::Glue;\n\
+         #[cfg(feature = \"client\")]\nuse crate::glue::ParamWriter;\n\
+         #[cfg(feature = \"server\")]\nuse crate::glue::{ParamError, ParamReader};\n\
          use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n",
     );
 
@@ -62,9 +64,10 @@ pub fn proto(spec: &Spec) -> String {
 
     // Query-value impls for every id and enum, so any of them can travel in a query or a path.
     let ids: Vec<String> = spec.ids.iter().map(|id| format!("{P}{}", id.name)).collect();
-    let _ = writeln!(o, "crate::glue::query_value_id!({});", ids.join(", "));
+    let both = "#[cfg(any(feature = \"client\", feature = \"server\"))]";
+    let _ = writeln!(o, "{both}\ncrate::glue::query_value_id!({});", ids.join(", "));
     let enums: Vec<String> = spec.enums.iter().map(|e| format!("{P}{}", e.name)).collect();
-    let _ = writeln!(o, "crate::glue::query_value_enum!({});\n", enums.join(", "));
+    let _ = writeln!(o, "{both}\ncrate::glue::query_value_enum!({});\n", enums.join(", "));
 
     // The endpoint id enum.
     o.push_str("/// Names every endpoint; [`EndpointId::meta`] gives its metadata.\n");
@@ -160,7 +163,7 @@ fn body_reachable(spec: &Spec) -> BTreeSet<String> {
 }
 
 /// Whether a structure holds a secret anywhere inside it.
-fn carries_secrets(spec: &Spec, name: &str) -> bool {
+pub(crate) fn carries_secrets(spec: &Spec, name: &str) -> bool {
     let Some(s) = spec.struct_def(name) else { return false };
     s.fields.iter().any(|f| {
         Ty::parse(&f.ty)
@@ -362,14 +365,15 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         let _ = writeln!(writes, "{write}");
         let _ = writeln!(reads, "{}: r.{read}({:?})?,", p.rust_name(), p.json);
     }
-    emit_fn(o, "fn write_params(&self, {w}: &mut ParamWriter)", "w", &writes);
+    emit_fn(o, "#[cfg(feature = \"client\")]\nfn write_params(&self, {w}: &mut ParamWriter)", "w", &writes);
     // The body is the reader's input whether or not the endpoint has one, so the generic server code need not
     // tell the two apart; `NoBody` is simply dropped.
     let body_arg = if ep.body.is_some() { "body" } else { "_" };
     let r = if ep.params.is_empty() { "_" } else { "r" };
     let _ = writeln!(
         o,
-        "fn read_params({r}: &mut ParamReader<'_>, {body_arg}: {body_ty}) -> Result<Self, ParamError> {{\nOk(Self {{\n{reads}{}}})\n}}\n",
+        "#[cfg(feature = \"server\")]\n\
+         fn read_params({r}: &mut ParamReader<'_>, {body_arg}: {body_ty}) -> Result<Self, ParamError> {{\nOk(Self {{\n{reads}{}}})\n}}\n",
         if ep.body.is_some() { "body,\n" } else { "" }
     );
     let empty = BTreeSet::new();
@@ -422,7 +426,7 @@ fn response_ty(ep: &EndpointDef) -> String {
 fn server_dispatch(o: &mut String, spec: &Spec) {
     o.push_str(
         "/// Generic server code run with the endpoint type an [`EndpointId`] names (see [`EndpointId::visit`]).\n\
-         pub trait EndpointVisitor {\n\
+         #[cfg(feature = \"server\")]\npub trait EndpointVisitor {\n\
          /// What the visit gives.\ntype Output;\n\
          /// Runs with `E`, the endpoint the id names.\nfn visit<E: Endpoint + Send + 'static>(self) -> Self::Output;\n}\n\n",
     );
@@ -430,7 +434,7 @@ fn server_dispatch(o: &mut String, spec: &Spec) {
         "/// What a server does with each endpoint's request: one method per endpoint of the spec, called by\n\
          /// [`EndpointId::dispatch`]. A new endpoint adds a required method, so a server does not compile until it\n\
          /// answers the endpoint.\n\
-         pub trait Handlers {\n\
+         #[cfg(feature = \"server\")]\npub trait Handlers {\n\
          /// Who made an authenticated call.\ntype Caller;\n\
          /// Checks an authenticated call's credentials; runs before the request is read, so a caller without\n\
          /// them learns nothing about their request.\n\
@@ -451,7 +455,7 @@ fn server_dispatch(o: &mut String, spec: &Spec) {
             response_ty(ep)
         );
     }
-    o.push_str("}\n\nimpl EndpointId {\n");
+    o.push_str("}\n\n#[cfg(feature = \"server\")]\nimpl EndpointId {\n");
     o.push_str(
         "/// Runs `visitor` with the endpoint type this id names.\n\
          pub fn visit<V: EndpointVisitor>(self, visitor: V) -> V::Output {\nmatch self {\n",

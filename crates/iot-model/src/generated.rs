@@ -254,7 +254,10 @@ pub enum BatchSelect {
 crate::wire_enum!(BatchSelect { Tag => "tag" [] });
 
 /// Tokens issued by a login or a refresh.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+///
+/// Holds a secret, so it implements `Serialize` only with the `server` feature.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct AuthToken {
     /// Scope granted to the tokens.
@@ -307,7 +310,10 @@ impl AuthToken {
 }
 
 /// Form body of a login.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+///
+/// Holds a secret, so it implements `Serialize` only with the `client` feature.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[cfg_attr(feature = "client", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct LoginForm {
     /// The application logging in.
@@ -326,7 +332,10 @@ impl LoginForm {
 }
 
 /// JSON body of a token refresh.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+///
+/// Holds a secret, so it implements `Serialize` only with the `client` feature.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[cfg_attr(feature = "client", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct RefreshTokenRequest {
     /// The application refreshing its token.
@@ -348,7 +357,10 @@ impl RefreshTokenRequest {
 }
 
 /// JSON body of a logout.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+///
+/// Holds a secret, so it implements `Serialize` only with the `client` feature.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[cfg_attr(feature = "client", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct LogoutRequest {
     /// The access token to revoke.

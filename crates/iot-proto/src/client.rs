@@ -4,15 +4,21 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use http::StatusCode;
+#[cfg(feature = "client")]
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use iot_model::{AccessToken, AppId};
 use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::endpoint::{BodyKind, Endpoint, Page, ResponseKind};
-use crate::error::{ApiError, DecodeError, DecodeErrorKind, FromHttpResponseError, IntoHttpError, excerpt};
+#[cfg(feature = "client")]
+use crate::endpoint::BodyKind;
+use crate::endpoint::{Endpoint, Page, ResponseKind};
+#[cfg(feature = "client")]
+use crate::error::IntoHttpError;
+use crate::error::{ApiError, DecodeError, DecodeErrorKind, FromHttpResponseError, excerpt};
 use crate::generated::ErrorCode;
+#[cfg(feature = "client")]
 use crate::wire::BaseUrl;
 
 /// Name of the header that carries the appId on authenticated calls.
@@ -27,6 +33,7 @@ pub struct BearerAuth<'a> {
     pub token: &'a AccessToken,
 }
 
+#[cfg(feature = "client")]
 fn sensitive(value: &str) -> Result<HeaderValue, IntoHttpError> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
         IntoHttpError::Invalid(crate::ValidationError {
@@ -39,6 +46,7 @@ fn sensitive(value: &str) -> Result<HeaderValue, IntoHttpError> {
     Ok(v)
 }
 
+#[cfg(feature = "client")]
 fn substitute(template: &str, values: &[(&'static str, String)]) -> String {
     let mut out = String::with_capacity(template.len() + 32);
     for seg in template.split('/').skip(1) {
@@ -54,6 +62,7 @@ fn substitute(template: &str, values: &[(&'static str, String)]) -> String {
     out
 }
 
+#[cfg(feature = "client")]
 /// Builds an endpoint's HTTP request. Validation runs first; values are percent-encoded; absent optional
 /// query values are left out; auth headers are marked sensitive.
 pub fn build_request<E: Endpoint>(
@@ -96,6 +105,7 @@ pub fn build_request<E: Endpoint>(
     builder.body(body).map_err(|e| invalid_body(&e.to_string()))
 }
 
+#[cfg(feature = "client")]
 fn invalid_body(message: &str) -> IntoHttpError {
     IntoHttpError::Invalid(crate::ValidationError { field: "body".into(), rule: message.to_owned(), code: None })
 }

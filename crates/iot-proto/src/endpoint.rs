@@ -3,16 +3,20 @@
 
 use std::fmt;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::error::{ApiError, FromHttpResponseError, IntoHttpError};
+use crate::client;
+#[cfg(feature = "server")]
+use crate::error::ApiError;
+use crate::error::FromHttpResponseError;
+#[cfg(feature = "client")]
+use crate::error::IntoHttpError;
 use crate::generated::EndpointId;
-use crate::glue::Glue;
+use crate::glue::{Glue, WireAnswer, WireBody};
 use crate::pager::PagingLimits;
+#[cfg(feature = "server")]
+use crate::server;
 use crate::validate::Validator;
+#[cfg(feature = "client")]
 use crate::wire::BaseUrl;
-use crate::{client, server};
 
 /// How the client looks for what a create in doubt may have made, before it resends it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,9 +125,9 @@ pub struct Empty;
 /// `try_from_http_response`, server `try_from_http_request` / `try_into_http_response`.
 pub trait Endpoint: Glue<Self::Body, Self::Response> + fmt::Debug + Clone + PartialEq {
     /// The request body (or [`NoBody`]).
-    type Body: Serialize + DeserializeOwned + fmt::Debug + Clone + PartialEq;
+    type Body: WireBody + fmt::Debug + Clone + PartialEq;
     /// The answer on success (or [`Empty`]).
-    type Response: Serialize + DeserializeOwned + fmt::Debug + Clone + PartialEq;
+    type Response: WireAnswer + fmt::Debug + Clone + PartialEq;
     /// Metadata generated from the spec.
     const META: &'static EndpointMeta;
 
@@ -138,6 +142,7 @@ pub trait Endpoint: Glue<Self::Body, Self::Response> + fmt::Debug + Clone + Part
     }
 
     /// Builds the HTTP request (client side). Validates first: a request that breaks the contract never exists.
+    #[cfg(feature = "client")]
     fn try_into_http_request(
         &self,
         base: &BaseUrl,
@@ -154,11 +159,13 @@ pub trait Endpoint: Glue<Self::Body, Self::Response> + fmt::Debug + Clone + Part
     }
 
     /// Reads the HTTP request (server side), or the rejection the platform would answer.
+    #[cfg(feature = "server")]
     fn try_from_http_request<B: AsRef<[u8]>>(request: &http::Request<B>) -> Result<Self, ApiError> {
         server::parse_request(request)
     }
 
     /// Builds the HTTP answer (server side).
+    #[cfg(feature = "server")]
     fn try_into_http_response(response: &Self::Response) -> http::Response<Vec<u8>> {
         server::encode_response::<Self>(response)
     }

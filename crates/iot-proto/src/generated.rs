@@ -2,7 +2,11 @@
 
 use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};
 use crate::error::FromHttpResponseError;
-use crate::glue::{Glue, ParamError, ParamReader, ParamWriter};
+use crate::glue::Glue;
+#[cfg(feature = "client")]
+use crate::glue::ParamWriter;
+#[cfg(feature = "server")]
+use crate::glue::{ParamError, ParamReader};
 use crate::pager::PagingLimits;
 use crate::validate::{Validate, Validator};
 
@@ -277,6 +281,7 @@ pub static ERROR_CATALOG: &[crate::error::ErrorInfo] = &[
     },
 ];
 
+#[cfg(any(feature = "client", feature = "server"))]
 crate::glue::query_value_id!(
     iot_model::AppId,
     iot_model::FileId,
@@ -286,6 +291,7 @@ crate::glue::query_value_id!(
     iot_model::TaskId,
     iot_model::CommandId
 );
+#[cfg(any(feature = "client", feature = "server"))]
 crate::glue::query_value_enum!(
     iot_model::FileType,
     iot_model::OperateType,
@@ -374,6 +380,7 @@ impl EndpointId {
 }
 
 /// Generic server code run with the endpoint type an [`EndpointId`] names (see [`EndpointId::visit`]).
+#[cfg(feature = "server")]
 pub trait EndpointVisitor {
     /// What the visit gives.
     type Output;
@@ -384,6 +391,7 @@ pub trait EndpointVisitor {
 /// What a server does with each endpoint's request: one method per endpoint of the spec, called by
 /// [`EndpointId::dispatch`]. A new endpoint adds a required method, so a server does not compile until it
 /// answers the endpoint.
+#[cfg(feature = "server")]
 pub trait Handlers {
     /// Who made an authenticated call.
     type Caller;
@@ -466,6 +474,7 @@ pub trait Handlers {
     ) -> Result<iot_model::TaskDetailPage, crate::ApiError>;
 }
 
+#[cfg(feature = "server")]
 impl EndpointId {
     /// Runs `visitor` with the endpoint type this id names.
     pub fn visit<V: EndpointVisitor>(self, visitor: V) -> V::Output {
@@ -613,8 +622,10 @@ impl Endpoint for Login {
 }
 
 impl Glue<iot_model::LoginForm, iot_model::AuthToken> for Login {
+    #[cfg(feature = "client")]
     fn write_params(&self, _: &mut ParamWriter) {}
 
+    #[cfg(feature = "server")]
     fn read_params(_: &mut ParamReader<'_>, body: iot_model::LoginForm) -> Result<Self, ParamError> {
         Ok(Self { body })
     }
@@ -672,8 +683,10 @@ impl Endpoint for RefreshAccessToken {
 }
 
 impl Glue<iot_model::RefreshTokenRequest, iot_model::AuthToken> for RefreshAccessToken {
+    #[cfg(feature = "client")]
     fn write_params(&self, _: &mut ParamWriter) {}
 
+    #[cfg(feature = "server")]
     fn read_params(_: &mut ParamReader<'_>, body: iot_model::RefreshTokenRequest) -> Result<Self, ParamError> {
         Ok(Self { body })
     }
@@ -731,8 +744,10 @@ impl Endpoint for Logout {
 }
 
 impl Glue<iot_model::LogoutRequest, crate::endpoint::Empty> for Logout {
+    #[cfg(feature = "client")]
     fn write_params(&self, _: &mut ParamWriter) {}
 
+    #[cfg(feature = "server")]
     fn read_params(_: &mut ParamReader<'_>, body: iot_model::LogoutRequest) -> Result<Self, ParamError> {
         Ok(Self { body })
     }
@@ -859,6 +874,7 @@ impl Endpoint for QueryPackageList {
 }
 
 impl Glue<crate::endpoint::NoBody, iot_model::CategoryPage> for QueryPackageList {
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter) {
         w.query("fileType", &self.file_type);
         w.query("deviceType", &self.device_type);
@@ -869,6 +885,7 @@ impl Glue<crate::endpoint::NoBody, iot_model::CategoryPage> for QueryPackageList
         w.query("pageSize", &self.page_size);
     }
 
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, _: crate::endpoint::NoBody) -> Result<Self, ParamError> {
         Ok(Self {
             file_type: r.query("fileType")?,
@@ -961,10 +978,12 @@ impl Endpoint for QueryPackage {
 }
 
 impl Glue<crate::endpoint::NoBody, iot_model::CategoryInfo> for QueryPackage {
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter) {
         w.path("fileId", self.file_id.as_str());
     }
 
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, _: crate::endpoint::NoBody) -> Result<Self, ParamError> {
         Ok(Self { file_id: r.path("fileId")? })
     }
@@ -1020,10 +1039,12 @@ impl Endpoint for DeletePackage {
 }
 
 impl Glue<crate::endpoint::NoBody, crate::endpoint::Empty> for DeletePackage {
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter) {
         w.path("fileId", self.file_id.as_str());
     }
 
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, _: crate::endpoint::NoBody) -> Result<Self, ParamError> {
         Ok(Self { file_id: r.path("fileId")? })
     }
@@ -1082,8 +1103,10 @@ impl Endpoint for CreateSoftwareUpgradeTask {
 }
 
 impl Glue<iot_model::CreateUpgradeTask, iot_model::CreateUpgradeTaskResponse> for CreateSoftwareUpgradeTask {
+    #[cfg(feature = "client")]
     fn write_params(&self, _: &mut ParamWriter) {}
 
+    #[cfg(feature = "server")]
     fn read_params(_: &mut ParamReader<'_>, body: iot_model::CreateUpgradeTask) -> Result<Self, ParamError> {
         Ok(Self { body })
     }
@@ -1147,8 +1170,10 @@ impl Endpoint for CreateFirmwareUpgradeTask {
 }
 
 impl Glue<iot_model::CreateUpgradeTask, iot_model::CreateUpgradeTaskResponse> for CreateFirmwareUpgradeTask {
+    #[cfg(feature = "client")]
     fn write_params(&self, _: &mut ParamWriter) {}
 
+    #[cfg(feature = "server")]
     fn read_params(_: &mut ParamReader<'_>, body: iot_model::CreateUpgradeTask) -> Result<Self, ParamError> {
         Ok(Self { body })
     }
@@ -1209,10 +1234,12 @@ impl Endpoint for QueryUpgradeTask {
 }
 
 impl Glue<crate::endpoint::NoBody, iot_model::OperationInfo> for QueryUpgradeTask {
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter) {
         w.path("operationId", self.operation_id.as_str());
     }
 
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, _: crate::endpoint::NoBody) -> Result<Self, ParamError> {
         Ok(Self { operation_id: r.path("operationId")? })
     }
@@ -1294,6 +1321,7 @@ impl Endpoint for QuerySubOperations {
 }
 
 impl Glue<crate::endpoint::NoBody, iot_model::SubOperationPage> for QuerySubOperations {
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter) {
         w.path("operationId", self.operation_id.as_str());
         w.query("subOperationStatus", &self.sub_operation_status);
@@ -1301,6 +1329,7 @@ impl Glue<crate::endpoint::NoBody, iot_model::SubOperationPage> for QuerySubOper
         w.query("pageSize", &self.page_size);
     }
 
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, _: crate::endpoint::NoBody) -> Result<Self, ParamError> {
         Ok(Self {
             operation_id: r.path("operationId")?,
@@ -1459,6 +1488,7 @@ impl Endpoint for QueryUpgradeTaskList {
 }
 
 impl Glue<crate::endpoint::NoBody, iot_model::OperationPage> for QueryUpgradeTaskList {
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter) {
         w.query("operationType", &self.operation_type);
         w.query("operationStatus", &self.operation_status);
@@ -1470,6 +1500,7 @@ impl Glue<crate::endpoint::NoBody, iot_model::OperationPage> for QueryUpgradeTas
         w.query("pageSize", &self.page_size);
     }
 
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, _: crate::endpoint::NoBody) -> Result<Self, ParamError> {
         Ok(Self {
             operation_type: r.query("operationType")?,
@@ -1560,8 +1591,10 @@ impl Endpoint for CreateBatchTask {
 }
 
 impl Glue<iot_model::BatchTaskRequest, iot_model::CreateBatchTaskResponse> for CreateBatchTask {
+    #[cfg(feature = "client")]
     fn write_params(&self, _: &mut ParamWriter) {}
 
+    #[cfg(feature = "server")]
     fn read_params(_: &mut ParamReader<'_>, body: iot_model::BatchTaskRequest) -> Result<Self, ParamError> {
         Ok(Self { body })
     }
@@ -1640,12 +1673,14 @@ impl Endpoint for QueryBatchTask {
 }
 
 impl Glue<crate::endpoint::NoBody, iot_model::BatchTaskInfo> for QueryBatchTask {
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter) {
         w.path("taskId", self.task_id.as_str());
         w.query("appId", &self.app_id);
         w.query("select", &self.select);
     }
 
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, _: crate::endpoint::NoBody) -> Result<Self, ParamError> {
         Ok(Self { task_id: r.path("taskId")?, app_id: r.query("appId")?, select: r.query("select")? })
     }
@@ -1777,6 +1812,7 @@ impl Endpoint for QueryTaskDetails {
 }
 
 impl Glue<crate::endpoint::NoBody, iot_model::TaskDetailPage> for QueryTaskDetails {
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter) {
         w.query_required("taskId", &self.task_id);
         w.query("appId", &self.app_id);
@@ -1789,6 +1825,7 @@ impl Glue<crate::endpoint::NoBody, iot_model::TaskDetailPage> for QueryTaskDetai
         w.query("pageSize", &self.page_size);
     }
 
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, _: crate::endpoint::NoBody) -> Result<Self, ParamError> {
         Ok(Self {
             task_id: r.query_required("taskId")?,

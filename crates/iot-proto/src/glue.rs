@@ -2,12 +2,21 @@
 //! it calls. The module is private: nothing here is nameable outside the crate, so the glue is no promise to
 //! users, and [`Endpoint`](crate::Endpoint), whose supertrait [`Glue`] is, cannot be implemented outside it.
 
-use std::borrow::Cow;
-use std::fmt;
+#[cfg(any(feature = "client", feature = "server"))]
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::FromHttpResponseError;
 use crate::validate::Validator;
+#[cfg(feature = "client")]
 use crate::wire::encode_component;
+
+#[cfg(any(feature = "client", feature = "server"))]
+mod query;
+#[cfg(any(feature = "client", feature = "server"))]
+pub use query::QueryValue;
+#[cfg(any(feature = "client", feature = "server"))]
+pub(crate) use query::{query_value_enum, query_value_id};
 
 /// What the generator writes for each endpoint; generic code in this crate calls it, users never see it.
 ///
@@ -16,8 +25,10 @@ use crate::wire::encode_component;
 /// name its subtrait's associated types.
 pub trait Glue<Body, Response>: Sized {
     /// Writes path and query parameters.
+    #[cfg(feature = "client")]
     fn write_params(&self, w: &mut ParamWriter);
     /// Reads path and query parameters and puts the body in place.
+    #[cfg(feature = "server")]
     fn read_params(r: &mut ParamReader<'_>, body: Body) -> Result<Self, ParamError>;
     /// Records every limit and rule the parameters and the body break.
     fn check(&self, v: &mut Validator);
@@ -27,7 +38,32 @@ pub trait Glue<Body, Response>: Sized {
     fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Response, FromHttpResponseError>;
 }
 
+/// What a request body must be: readable always, writable on the client side, which sends it (a body with a
+/// secret serializes only under `client`).
+#[cfg(feature = "client")]
+pub trait WireBody: Serialize + DeserializeOwned {}
+#[cfg(feature = "client")]
+impl<T: Serialize + DeserializeOwned> WireBody for T {}
+/// What a request body must be: readable always, writable on the client side, which sends it.
+#[cfg(not(feature = "client"))]
+pub trait WireBody: DeserializeOwned {}
+#[cfg(not(feature = "client"))]
+impl<T: DeserializeOwned> WireBody for T {}
+
+/// What an answer must be: readable always, writable on the server side, which sends it (an answer with a
+/// token serializes only under `server`).
+#[cfg(feature = "server")]
+pub trait WireAnswer: Serialize + DeserializeOwned {}
+#[cfg(feature = "server")]
+impl<T: Serialize + DeserializeOwned> WireAnswer for T {}
+/// What an answer must be: readable always, writable on the server side, which sends it.
+#[cfg(not(feature = "server"))]
+pub trait WireAnswer: DeserializeOwned {}
+#[cfg(not(feature = "server"))]
+impl<T: DeserializeOwned> WireAnswer for T {}
+
 /// A request parameter could not be read (server side).
+#[cfg(feature = "server")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamError {
     /// The parameter's wire name.
@@ -36,19 +72,22 @@ pub struct ParamError {
     pub message: String,
 }
 
-impl fmt::Display for ParamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+#[cfg(feature = "server")]
+impl std::fmt::Display for ParamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "parameter {}: {}", self.name, self.message)
     }
 }
 
 /// Collects an endpoint's path values and query string (client side). Values are percent-encoded here, once.
+#[cfg(feature = "client")]
 #[derive(Debug, Default)]
 pub struct ParamWriter {
     pub(crate) path: Vec<(&'static str, String)>,
     pub(crate) query: String,
 }
 
+#[cfg(feature = "client")]
 impl ParamWriter {
     /// Sets a path placeholder's value.
     pub fn path(&mut self, name: &'static str, value: &str) {
@@ -74,12 +113,14 @@ impl ParamWriter {
 }
 
 /// Hands decoded path and query values to an endpoint's generated reader (server side).
+#[cfg(feature = "server")]
 #[derive(Debug)]
 pub struct ParamReader<'a> {
     pub(crate) path: &'a [(&'static str, String)],
     pub(crate) query: &'a [(String, String)],
 }
 
+#[cfg(feature = "server")]
 impl ParamReader<'_> {
     /// Reads a path placeholder.
     pub fn path<T: QueryValue>(&mut self, name: &'static str) -> Result<T, ParamError> {
@@ -107,67 +148,6 @@ impl ParamReader<'_> {
     }
 }
 
-/// A value that can travel in a query string or a path segment.
-pub trait QueryValue: Sized {
-    /// The unencoded text form.
-    fn to_query(&self) -> Cow<'_, str>;
-    /// Reads the decoded text form.
-    fn from_query(s: &str) -> Result<Self, String>;
-}
-
-impl QueryValue for String {
-    fn to_query(&self) -> Cow<'_, str> {
-        Cow::Borrowed(self)
-    }
-    fn from_query(s: &str) -> Result<Self, String> {
-        Ok(s.to_owned())
-    }
-}
-
-macro_rules! query_number {
-    ($($t:ty),*) => {$(
-        impl QueryValue for $t {
-            fn to_query(&self) -> Cow<'_, str> {
-                Cow::Owned(self.to_string())
-            }
-            fn from_query(s: &str) -> Result<Self, String> {
-                s.parse().map_err(|_| format!("expected {}, got {s:?}", stringify!($t)))
-            }
-        }
-    )*};
-}
-query_number!(u32, u64, i64, bool);
-
-/// Implements [`QueryValue`] for identifier newtypes (checked on read).
-macro_rules! query_value_id {
-    ($($t:ty),* $(,)?) => {$(
-        impl $crate::glue::QueryValue for $t {
-            fn to_query(&self) -> ::std::borrow::Cow<'_, str> {
-                ::std::borrow::Cow::Borrowed(self.as_str())
-            }
-            fn from_query(s: &str) -> Result<Self, String> {
-                <$t>::new(s).map_err(|e| e.to_string())
-            }
-        }
-    )*};
-}
-pub(crate) use query_value_id;
-
-/// Implements [`QueryValue`] for wire enums (canonical spelling on write, tolerant on read).
-macro_rules! query_value_enum {
-    ($($t:ty),* $(,)?) => {$(
-        impl $crate::glue::QueryValue for $t {
-            fn to_query(&self) -> ::std::borrow::Cow<'_, str> {
-                ::std::borrow::Cow::Borrowed(self.as_str())
-            }
-            fn from_query(s: &str) -> Result<Self, String> {
-                Ok(<$t as iot_model::WireEnum>::from_wire(s))
-            }
-        }
-    )*};
-}
-pub(crate) use query_value_enum;
-
 #[cfg(test)]
 mod tests {
     use iot_model::{OperationStatus, TaskId};
@@ -188,6 +168,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(feature = "client", feature = "server"))]
     fn absent_empty_and_repeated_query_values() {
         let query = [("a".to_owned(), "1".to_owned()), ("b".to_owned(), String::new())];
         let twice = [("a".to_owned(), "1".to_owned()), ("a".to_owned(), "2".to_owned())];

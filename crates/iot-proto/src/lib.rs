@@ -27,6 +27,7 @@
 //! assert!(page.data.is_empty());
 //! ```
 
+#[cfg(feature = "client")]
 pub mod call;
 pub mod client;
 pub mod endpoint;
@@ -34,11 +35,16 @@ pub mod error;
 mod generated;
 mod glue;
 pub mod pager;
+#[cfg(feature = "client")]
 pub mod ratelimit;
+#[cfg(feature = "client")]
 mod reconcile;
+#[cfg(feature = "client")]
 pub mod retry;
 pub mod rules;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "client")]
 pub mod session;
 mod validate;
 pub mod wire;
