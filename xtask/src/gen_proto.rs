@@ -100,27 +100,35 @@ pub fn proto(spec: &Spec) -> String {
             Ok(Ty::List(t)) => rust_ty(&t, P),
             _ => continue,
         };
+        let members: Vec<String> =
+            std::iter::once(&items.json).chain(&items.aliases).map(|m| format!("{m:?}")).collect();
+        let (name, fam, f, members) = (&s.name, screaming(&page.family), items.rust_name(), members.join(", "));
+        // Written as the output reads; rustfmt lays it out.
         let _ = writeln!(
             o,
-            "impl crate::endpoint::Page for {P}{name} {{\ntype Item = {item_ty};\nconst LIMITS: PagingLimits = {fam}_PAGING;\n\
-             fn items(&self) -> &[Self::Item] {{ &self.{f} }}\nfn into_items(self) -> Vec<Self::Item> {{ self.{f} }}\n\
-             fn total_count(&self) -> Option<u64> {{ self.total_count }}\n\
-             fn page_no(&self) -> Option<u32> {{ self.page_no }}\n\
-             const ITEM_MEMBERS: &'static [&'static str] = &[{members}];\n\
-             fn rejected(&self) -> &[iot_model::RejectedItem] {{ &self.rejected }}\n\
-             fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {{\n\
-             self.{f} = items;\nself.rejected = rejected;\n}}\n\
-             fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {{\n\
-             let mut page = Self::new();\npage.page_no = Some(page_no);\npage.page_size = Some(page_size);\n\
-             page.total_count = Some(total_count);\npage.{f} = items;\npage\n}}\n}}\n",
-            name = s.name,
-            fam = screaming(&page.family),
-            f = items.rust_name(),
-            members = std::iter::once(&items.json)
-                .chain(&items.aliases)
-                .map(|m| format!("{m:?}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            r#"impl crate::endpoint::Page for {P}{name} {{
+    type Item = {item_ty};
+    const LIMITS: PagingLimits = {fam}_PAGING;
+    const ITEM_MEMBERS: &'static [&'static str] = &[{members}];
+    fn items(&self) -> &[Self::Item] {{ &self.{f} }}
+    fn into_items(self) -> Vec<Self::Item> {{ self.{f} }}
+    fn total_count(&self) -> Option<u64> {{ self.total_count }}
+    fn page_no(&self) -> Option<u32> {{ self.page_no }}
+    fn rejected(&self) -> &[iot_model::RejectedItem] {{ &self.rejected }}
+    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {{
+        self.{f} = items;
+        self.rejected = rejected;
+    }}
+    fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {{
+        let mut page = Self::new();
+        page.page_no = Some(page_no);
+        page.page_size = Some(page_size);
+        page.total_count = Some(total_count);
+        page.{f} = items;
+        page
+    }}
+}}
+"#
         );
     }
 
@@ -396,9 +404,15 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     if ep.paging.is_some() {
         let _ = writeln!(
             o,
-            "impl crate::endpoint::Paged for {} {{\nfn page_no(&self) -> Option<u32> {{ self.page_no }}\n\
-             fn page_size(&self) -> Option<u32> {{ self.page_size }}\n\
-             fn set_page(&mut self, page_no: u32, page_size: u32) {{\nself.page_no = Some(page_no);\nself.page_size = Some(page_size);\n}}\n}}\n",
+            r#"impl crate::endpoint::Paged for {} {{
+    fn page_no(&self) -> Option<u32> {{ self.page_no }}
+    fn page_size(&self) -> Option<u32> {{ self.page_size }}
+    fn set_page(&mut self, page_no: u32, page_size: u32) {{
+        self.page_no = Some(page_no);
+        self.page_size = Some(page_size);
+    }}
+}}
+"#,
             ep.name
         );
     }
@@ -424,64 +438,71 @@ fn response_ty(ep: &EndpointDef) -> String {
 /// for generic code (reading any request), and a trait with one handler per endpoint, so that a new endpoint
 /// in the spec is a compile error in every server until it is answered.
 fn server_dispatch(o: &mut String, spec: &Spec) {
-    o.push_str(
-        "/// Generic server code run with the endpoint type an [`EndpointId`] names (see [`EndpointId::visit`]).\n\
-         #[cfg(feature = \"server\")]\npub trait EndpointVisitor {\n\
-         /// What the visit gives.\ntype Output;\n\
-         /// Runs with `E`, the endpoint the id names.\nfn visit<E: Endpoint + Send + 'static>(self) -> Self::Output;\n}\n\n",
-    );
-    o.push_str(
-        "/// What a server does with each endpoint's request: one method per endpoint of the spec, called by\n\
-         /// [`EndpointId::dispatch`]. A new endpoint adds a required method, so a server does not compile until it\n\
-         /// answers the endpoint.\n\
-         #[cfg(feature = \"server\")]\npub trait Handlers {\n\
-         /// Who made an authenticated call.\ntype Caller;\n\
-         /// Checks an authenticated call's credentials; runs before the request is read, so a caller without\n\
-         /// them learns nothing about their request.\n\
-         fn authenticate(&mut self) -> Result<Self::Caller, crate::ApiError>;\n\
-         /// Reads the request of endpoint `E`, or the rejection the platform answers.\n\
-         fn request<E: Endpoint + Send + 'static>(&mut self) -> Result<E, crate::ApiError>;\n",
-    );
+    // Written as the output reads; rustfmt lays it out.
+    let mut handlers = String::new();
+    let mut visits = String::new();
+    let mut dispatches = String::new();
     for ep in &spec.endpoints {
+        let (name, method, answer) = (&ep.name, snake(&ep.name), response_ty(ep));
+        let (doc, verb, path) = (ep.doc.trim_end_matches('.'), &ep.method, &ep.path);
         let caller = if ep.auth { "caller: Self::Caller, " } else { "" };
         let _ = writeln!(
-            o,
-            "/// {} (`{} {}`).\nfn {}(&mut self, {caller}request: {}) -> Result<{}, crate::ApiError>;",
-            ep.doc.trim_end_matches('.'),
-            ep.method,
-            ep.path,
-            snake(&ep.name),
-            ep.name,
-            response_ty(ep)
+            handlers,
+            "    /// {doc} (`{verb} {path}`).\n    \
+             fn {method}(&mut self, {caller}request: {name}) -> Result<{answer}, crate::ApiError>;"
         );
-    }
-    o.push_str("}\n\n#[cfg(feature = \"server\")]\nimpl EndpointId {\n");
-    o.push_str(
-        "/// Runs `visitor` with the endpoint type this id names.\n\
-         pub fn visit<V: EndpointVisitor>(self, visitor: V) -> V::Output {\nmatch self {\n",
-    );
-    for ep in &spec.endpoints {
-        let _ = writeln!(o, "EndpointId::{0} => visitor.visit::<{0}>(),", ep.name);
-    }
-    o.push_str(
-        "}\n}\n\n/// Answers a call to this endpoint: authenticates it if the endpoint needs it, reads its request and\n\
-         /// hands it to the endpoint's handler.\n\
-         pub fn dispatch<H: Handlers>(self, handlers: &mut H) -> http::Response<Vec<u8>> {\nmatch self {\n",
-    );
-    for ep in &spec.endpoints {
-        let (name, method) = (&ep.name, snake(&ep.name));
-        if ep.auth {
-            let _ = writeln!(
-                o,
-                "EndpointId::{name} => crate::server::respond::<{name}>(handlers.authenticate().and_then(|caller| {{\n\
-                 let request = handlers.request()?;\nhandlers.{method}(caller, request)\n}})),"
-            );
+        let _ = writeln!(visits, "            EndpointId::{name} => visitor.visit::<{name}>(),");
+        // An authenticated call is checked before its request is read.
+        let outcome = if ep.auth {
+            format!(
+                "handlers.authenticate().and_then(|caller| {{ let request = handlers.request()?; \
+                 handlers.{method}(caller, request) }})"
+            )
         } else {
-            let _ = writeln!(
-                o,
-                "EndpointId::{name} => {{\ncrate::server::respond::<{name}>(handlers.request().and_then(|r| handlers.{method}(r)))\n}}"
-            );
-        }
+            format!("handlers.request().and_then(|request| handlers.{method}(request))")
+        };
+        let _ = writeln!(dispatches, "            EndpointId::{name} => crate::server::respond::<{name}>({outcome}),");
     }
-    o.push_str("}\n}\n}\n\n");
+    let _ = writeln!(
+        o,
+        r#"/// Generic server code run with the endpoint type an [`EndpointId`] names (see [`EndpointId::visit`]).
+#[cfg(feature = "server")]
+pub trait EndpointVisitor {{
+    /// What the visit gives.
+    type Output;
+    /// Runs with `E`, the endpoint the id names.
+    fn visit<E: Endpoint + Send + 'static>(self) -> Self::Output;
+}}
+
+/// What a server does with each endpoint's request: one method per endpoint of the spec, called by
+/// [`EndpointId::dispatch`]. A new endpoint adds a required method, so a server does not compile until it
+/// answers the endpoint.
+#[cfg(feature = "server")]
+pub trait Handlers {{
+    /// Who made an authenticated call.
+    type Caller;
+    /// Checks an authenticated call's credentials; runs before the request is read, so a caller without
+    /// them learns nothing about their request.
+    fn authenticate(&mut self) -> Result<Self::Caller, crate::ApiError>;
+    /// Reads the request of endpoint `E`, or the rejection the platform answers.
+    fn request<E: Endpoint + Send + 'static>(&mut self) -> Result<E, crate::ApiError>;
+{handlers}}}
+
+#[cfg(feature = "server")]
+impl EndpointId {{
+    /// Runs `visitor` with the endpoint type this id names.
+    pub fn visit<V: EndpointVisitor>(self, visitor: V) -> V::Output {{
+        match self {{
+{visits}        }}
+    }}
+
+    /// Answers a call to this endpoint: authenticates it if the endpoint needs it, reads its request and
+    /// hands it to the endpoint's handler.
+    pub fn dispatch<H: Handlers>(self, handlers: &mut H) -> http::Response<Vec<u8>> {{
+        match self {{
+{dispatches}        }}
+    }}
+}}
+"#
+    );
 }

@@ -500,9 +500,11 @@ impl EndpointId {
     /// hands it to the endpoint's handler.
     pub fn dispatch<H: Handlers>(self, handlers: &mut H) -> http::Response<Vec<u8>> {
         match self {
-            EndpointId::Login => crate::server::respond::<Login>(handlers.request().and_then(|r| handlers.login(r))),
+            EndpointId::Login => {
+                crate::server::respond::<Login>(handlers.request().and_then(|request| handlers.login(request)))
+            }
             EndpointId::RefreshAccessToken => crate::server::respond::<RefreshAccessToken>(
-                handlers.request().and_then(|r| handlers.refresh_access_token(r)),
+                handlers.request().and_then(|request| handlers.refresh_access_token(request)),
             ),
             EndpointId::Logout => crate::server::respond::<Logout>(handlers.authenticate().and_then(|caller| {
                 let request = handlers.request()?;
@@ -1870,6 +1872,7 @@ impl crate::endpoint::Paged for QueryTaskDetails {
 impl crate::endpoint::Page for iot_model::CategoryPage {
     type Item = iot_model::CategoryInfo;
     const LIMITS: PagingLimits = UPGRADE_PAGING;
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn items(&self) -> &[Self::Item] {
         &self.data
     }
@@ -1882,7 +1885,6 @@ impl crate::endpoint::Page for iot_model::CategoryPage {
     fn page_no(&self) -> Option<u32> {
         self.page_no
     }
-    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn rejected(&self) -> &[iot_model::RejectedItem] {
         &self.rejected
     }
@@ -1903,6 +1905,7 @@ impl crate::endpoint::Page for iot_model::CategoryPage {
 impl crate::endpoint::Page for iot_model::OperationPage {
     type Item = iot_model::OperationInfo;
     const LIMITS: PagingLimits = UPGRADE_PAGING;
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn items(&self) -> &[Self::Item] {
         &self.data
     }
@@ -1915,7 +1918,6 @@ impl crate::endpoint::Page for iot_model::OperationPage {
     fn page_no(&self) -> Option<u32> {
         self.page_no
     }
-    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn rejected(&self) -> &[iot_model::RejectedItem] {
         &self.rejected
     }
@@ -1936,6 +1938,7 @@ impl crate::endpoint::Page for iot_model::OperationPage {
 impl crate::endpoint::Page for iot_model::SubOperationPage {
     type Item = iot_model::SubOperationInfo;
     const LIMITS: PagingLimits = UPGRADE_PAGING;
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn items(&self) -> &[Self::Item] {
         &self.data
     }
@@ -1948,7 +1951,6 @@ impl crate::endpoint::Page for iot_model::SubOperationPage {
     fn page_no(&self) -> Option<u32> {
         self.page_no
     }
-    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn rejected(&self) -> &[iot_model::RejectedItem] {
         &self.rejected
     }
@@ -1969,6 +1971,7 @@ impl crate::endpoint::Page for iot_model::SubOperationPage {
 impl crate::endpoint::Page for iot_model::TaskDetailPage {
     type Item = iot_model::TaskDetail;
     const LIMITS: PagingLimits = BATCH_PAGING;
+    const ITEM_MEMBERS: &'static [&'static str] = &["taskDetails"];
     fn items(&self) -> &[Self::Item] {
         &self.task_details
     }
@@ -1981,7 +1984,6 @@ impl crate::endpoint::Page for iot_model::TaskDetailPage {
     fn page_no(&self) -> Option<u32> {
         self.page_no
     }
-    const ITEM_MEMBERS: &'static [&'static str] = &["taskDetails"];
     fn rejected(&self) -> &[iot_model::RejectedItem] {
         &self.rejected
     }
