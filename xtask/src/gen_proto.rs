@@ -15,7 +15,7 @@ pub fn proto(spec: &Spec) -> String {
     o.push_str(
         "\nuse crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};\n\
          use crate::error::FromHttpResponseError;\n\
-         use crate::glue::Glue;\n\
+         use crate::glue::{Glue, PageGlue};\n\
          #[cfg(feature = \"client\")]\nuse crate::glue::ParamWriter;\n\
          #[cfg(feature = \"server\")]\nuse crate::glue::{ParamError, ParamReader};\n\
          use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n",
@@ -109,16 +109,11 @@ pub fn proto(spec: &Spec) -> String {
             r#"impl crate::endpoint::Page for {P}{name} {{
     type Item = {item_ty};
     const LIMITS: PagingLimits = {fam}_PAGING;
-    const ITEM_MEMBERS: &'static [&'static str] = &[{members}];
     fn items(&self) -> &[Self::Item] {{ &self.{f} }}
     fn into_items(self) -> Vec<Self::Item> {{ self.{f} }}
     fn total_count(&self) -> Option<u64> {{ self.total_count }}
     fn page_no(&self) -> Option<u32> {{ self.page_no }}
     fn rejected(&self) -> &[iot_model::RejectedItem] {{ &self.rejected }}
-    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {{
-        self.{f} = items;
-        self.rejected = rejected;
-    }}
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {{
         let mut page = Self::new();
         page.page_no = Some(page_no);
@@ -126,6 +121,14 @@ pub fn proto(spec: &Spec) -> String {
         page.total_count = Some(total_count);
         page.{f} = items;
         page
+    }}
+}}
+
+impl PageGlue<{item_ty}> for {P}{name} {{
+    const ITEM_MEMBERS: &'static [&'static str] = &[{members}];
+    fn replace_items(&mut self, items: Vec<{item_ty}>, rejected: Vec<iot_model::RejectedItem>) {{
+        self.{f} = items;
+        self.rejected = rejected;
     }}
 }}
 "#

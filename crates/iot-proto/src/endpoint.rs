@@ -10,7 +10,7 @@ use crate::error::FromHttpResponseError;
 #[cfg(feature = "client")]
 use crate::error::IntoHttpError;
 use crate::generated::EndpointId;
-use crate::glue::{Glue, WireAnswer, WireBody};
+use crate::glue::{Glue, PageGlue, WireAnswer, WireBody};
 use crate::pager::PagingLimits;
 #[cfg(feature = "server")]
 use crate::server;
@@ -171,8 +171,9 @@ pub trait Endpoint: Glue<Self::Body, Self::Response> + fmt::Debug + Clone + Part
     }
 }
 
-/// An answer that is one page of a paged query (generated for every page structure).
-pub trait Page {
+/// An answer that is one page of a paged query (generated for every page structure; only this crate
+/// implements it).
+pub trait Page: PageGlue<Self::Item> {
     /// The items on the page.
     type Item;
     /// The paging limits of the page's family.
@@ -185,12 +186,8 @@ pub trait Page {
     fn total_count(&self) -> Option<u64>;
     /// `pageNo` as the platform echoed it, when it did.
     fn page_no(&self) -> Option<u32>;
-    /// The wire names of the items member, the canonical one first.
-    const ITEM_MEMBERS: &'static [&'static str];
     /// Items of the page that could not be read (see [`iot_model::RejectedItem`]).
     fn rejected(&self) -> &[iot_model::RejectedItem];
-    /// Replaces the items and the unreadable items (the reader of pages with unreadable items).
-    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>);
     /// How many items the page held as sent: the readable ones and the unreadable ones.
     fn item_count(&self) -> usize {
         self.items().len() + self.rejected().len()

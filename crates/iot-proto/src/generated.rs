@@ -2,9 +2,9 @@
 
 use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};
 use crate::error::FromHttpResponseError;
-use crate::glue::Glue;
 #[cfg(feature = "client")]
 use crate::glue::ParamWriter;
+use crate::glue::{Glue, PageGlue};
 #[cfg(feature = "server")]
 use crate::glue::{ParamError, ParamReader};
 use crate::pager::PagingLimits;
@@ -1872,7 +1872,6 @@ impl crate::endpoint::Paged for QueryTaskDetails {
 impl crate::endpoint::Page for iot_model::CategoryPage {
     type Item = iot_model::CategoryInfo;
     const LIMITS: PagingLimits = UPGRADE_PAGING;
-    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn items(&self) -> &[Self::Item] {
         &self.data
     }
@@ -1888,10 +1887,6 @@ impl crate::endpoint::Page for iot_model::CategoryPage {
     fn rejected(&self) -> &[iot_model::RejectedItem] {
         &self.rejected
     }
-    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {
-        self.data = items;
-        self.rejected = rejected;
-    }
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {
         let mut page = Self::new();
         page.page_no = Some(page_no);
@@ -1899,13 +1894,20 @@ impl crate::endpoint::Page for iot_model::CategoryPage {
         page.total_count = Some(total_count);
         page.data = items;
         page
+    }
+}
+
+impl PageGlue<iot_model::CategoryInfo> for iot_model::CategoryPage {
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
+    fn replace_items(&mut self, items: Vec<iot_model::CategoryInfo>, rejected: Vec<iot_model::RejectedItem>) {
+        self.data = items;
+        self.rejected = rejected;
     }
 }
 
 impl crate::endpoint::Page for iot_model::OperationPage {
     type Item = iot_model::OperationInfo;
     const LIMITS: PagingLimits = UPGRADE_PAGING;
-    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn items(&self) -> &[Self::Item] {
         &self.data
     }
@@ -1921,10 +1923,6 @@ impl crate::endpoint::Page for iot_model::OperationPage {
     fn rejected(&self) -> &[iot_model::RejectedItem] {
         &self.rejected
     }
-    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {
-        self.data = items;
-        self.rejected = rejected;
-    }
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {
         let mut page = Self::new();
         page.page_no = Some(page_no);
@@ -1932,13 +1930,20 @@ impl crate::endpoint::Page for iot_model::OperationPage {
         page.total_count = Some(total_count);
         page.data = items;
         page
+    }
+}
+
+impl PageGlue<iot_model::OperationInfo> for iot_model::OperationPage {
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
+    fn replace_items(&mut self, items: Vec<iot_model::OperationInfo>, rejected: Vec<iot_model::RejectedItem>) {
+        self.data = items;
+        self.rejected = rejected;
     }
 }
 
 impl crate::endpoint::Page for iot_model::SubOperationPage {
     type Item = iot_model::SubOperationInfo;
     const LIMITS: PagingLimits = UPGRADE_PAGING;
-    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
     fn items(&self) -> &[Self::Item] {
         &self.data
     }
@@ -1954,10 +1959,6 @@ impl crate::endpoint::Page for iot_model::SubOperationPage {
     fn rejected(&self) -> &[iot_model::RejectedItem] {
         &self.rejected
     }
-    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {
-        self.data = items;
-        self.rejected = rejected;
-    }
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {
         let mut page = Self::new();
         page.page_no = Some(page_no);
@@ -1968,10 +1969,17 @@ impl crate::endpoint::Page for iot_model::SubOperationPage {
     }
 }
 
+impl PageGlue<iot_model::SubOperationInfo> for iot_model::SubOperationPage {
+    const ITEM_MEMBERS: &'static [&'static str] = &["data", "date"];
+    fn replace_items(&mut self, items: Vec<iot_model::SubOperationInfo>, rejected: Vec<iot_model::RejectedItem>) {
+        self.data = items;
+        self.rejected = rejected;
+    }
+}
+
 impl crate::endpoint::Page for iot_model::TaskDetailPage {
     type Item = iot_model::TaskDetail;
     const LIMITS: PagingLimits = BATCH_PAGING;
-    const ITEM_MEMBERS: &'static [&'static str] = &["taskDetails"];
     fn items(&self) -> &[Self::Item] {
         &self.task_details
     }
@@ -1987,10 +1995,6 @@ impl crate::endpoint::Page for iot_model::TaskDetailPage {
     fn rejected(&self) -> &[iot_model::RejectedItem] {
         &self.rejected
     }
-    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {
-        self.task_details = items;
-        self.rejected = rejected;
-    }
     fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {
         let mut page = Self::new();
         page.page_no = Some(page_no);
@@ -1998,6 +2002,14 @@ impl crate::endpoint::Page for iot_model::TaskDetailPage {
         page.total_count = Some(total_count);
         page.task_details = items;
         page
+    }
+}
+
+impl PageGlue<iot_model::TaskDetail> for iot_model::TaskDetailPage {
+    const ITEM_MEMBERS: &'static [&'static str] = &["taskDetails"];
+    fn replace_items(&mut self, items: Vec<iot_model::TaskDetail>, rejected: Vec<iot_model::RejectedItem>) {
+        self.task_details = items;
+        self.rejected = rejected;
     }
 }
 

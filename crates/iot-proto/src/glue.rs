@@ -38,6 +38,16 @@ pub trait Glue<Body, Response>: Sized {
     fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Response, FromHttpResponseError>;
 }
 
+/// The glue generated for every page structure: how the reader of a page with unreadable items finds the
+/// items member and puts the readable and unreadable items back. `Item` is the page's
+/// [`Page::Item`](crate::Page::Item).
+pub trait PageGlue<Item> {
+    /// The wire names of the items member, the canonical one first.
+    const ITEM_MEMBERS: &'static [&'static str];
+    /// Replaces the items and the unreadable items.
+    fn replace_items(&mut self, items: Vec<Item>, rejected: Vec<iot_model::RejectedItem>);
+}
+
 /// What a request body must be: readable always, writable on the client side, which sends it (a body with a
 /// secret serializes only under `client`).
 #[cfg(feature = "client")]
