@@ -37,7 +37,7 @@ fn doc_lines(out: &mut String, doc: &str, quirk: Option<&str>) {
 pub fn model(spec: &Spec) -> String {
     let mut o = String::new();
     o.push_str(crate::HEADER);
-    o.push_str("\n#![allow(clippy::too_many_arguments)]\n\n");
+    o.push('\n');
 
     o.push_str("/// Limits of the platform, as numbers.\npub mod limits {\n");
     for l in &spec.limits {
@@ -52,7 +52,7 @@ pub fn model(spec: &Spec) -> String {
     );
 
     for id in &spec.ids {
-        o.push_str("crate::id_newtype!(\n");
+        o.push_str("crate::id::id_newtype!(\n");
         doc_lines(&mut o, &id.doc, None);
         let _ = writeln!(o, "{}, {});\n", id.name, id.max_len);
     }
@@ -86,7 +86,7 @@ pub fn model(spec: &Spec) -> String {
     }
 
     for s in &spec.structs {
-        struct_def(&mut o, s);
+        struct_def(&mut o, spec, s);
     }
     o
 }
@@ -154,20 +154,42 @@ fn write_attrs(f: &Field) -> Vec<String> {
     attrs
 }
 
-fn struct_def(o: &mut String, s: &StructDef) {
+/// The feature under which a structure that holds a secret implements `Serialize`: only the side that must
+/// send it writes it, so a request body with a secret serializes under `client`, an answer with one under
+/// `server`; `None` for a structure without secrets, which always serializes.
+fn serialize_feature(spec: &Spec, name: &str) -> Option<&'static str> {
+    if !crate::gen_proto::carries_secrets(spec, name) {
+        return None;
+    }
+    let is_body = spec.endpoints.iter().any(|e| e.body.as_ref().is_some_and(|b| b.ty == name));
+    Some(if is_body { "client" } else { "server" })
+}
+
+fn struct_def(o: &mut String, spec: &Spec, s: &StructDef) {
     doc_lines(o, &s.doc, s.quirk.as_ref().map(ToString::to_string).as_deref());
     let needs_args: Vec<&Field> = s.fields.iter().filter(|f| f.required && !f.default).collect();
     let derive_default = needs_args.is_empty();
     // A structure with alias spellings is read through a private mirror that gives every spelling its own
     // slot, so an answer carrying two spellings of one member is read (canonical first) instead of refused.
     let mirrored = s.fields.iter().any(|f| !f.aliases.is_empty());
+    let serialize = match serialize_feature(spec, &s.name) {
+        None => ", serde::Serialize".to_owned(),
+        Some(feature) => {
+            let _ =
+                writeln!(o, "///\n/// Holds a secret, so it implements `Serialize` only with the `{feature}` feature.");
+            String::new()
+        }
+    };
     let _ = writeln!(
         o,
-        "#[derive(Clone, Debug, PartialEq{}, serde::Serialize{})]\n#[non_exhaustive]\npub struct {} {{",
+        "#[derive(Clone, Debug, PartialEq{}{serialize}{})]",
         if derive_default { ", Default" } else { "" },
         if mirrored { "" } else { ", serde::Deserialize" },
-        s.name
     );
+    if let Some(feature) = serialize_feature(spec, &s.name) {
+        let _ = writeln!(o, "#[cfg_attr(feature = \"{feature}\", derive(serde::Serialize))]");
+    }
+    let _ = writeln!(o, "#[non_exhaustive]\npub struct {} {{", s.name);
     for f in &s.fields {
         doc_lines(o, &f.doc, f.quirk.as_ref().map(ToString::to_string).as_deref());
         if f.nullable {
@@ -193,9 +215,11 @@ fn struct_def(o: &mut String, s: &StructDef) {
     let _ = writeln!(o, "impl {} {{", s.name);
     let args: Vec<String> =
         needs_args.iter().map(|f| format!("{}: {}", f.rust_name(), field_ty(f, "crate::"))).collect();
+    // Clippy's limit is seven; a structure with more required fields says so where it happens.
+    let allow = if args.len() > 7 { "#[allow(clippy::too_many_arguments)]\n" } else { "" };
     let _ = writeln!(
         o,
-        "/// Builds a value from its required fields; the optional ones start empty.\npub fn new({}) -> Self {{\nSelf {{",
+        "/// Builds a value from its required fields; the optional ones start empty.\n{allow}pub fn new({}) -> Self {{\nSelf {{",
         args.join(", ")
     );
     for f in &s.fields {

@@ -14,11 +14,14 @@ const P: &str = "iot_model::";
 pub fn proto(spec: &Spec) -> String {
     let mut o = String::new();
     o.push_str(crate::HEADER);
-    o.push_str("\n#![allow(clippy::too_many_arguments)]\n\n");
     o.push_str(
-        "use crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};\n",
+        "\nuse crate::endpoint::{BodyKind, Endpoint, EndpointMeta, ParamLocation, ParamMeta, Reconcile, ResponseKind};\n\
+         use crate::error::FromHttpResponseError;\n\
+         use crate::glue::{Glue, PageGlue};\n\
+         #[cfg(feature = \"client\")]\nuse crate::glue::ParamWriter;\n\
+         #[cfg(feature = \"server\")]\nuse crate::glue::{ParamError, ParamReader};\n\
+         use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n",
     );
-    o.push_str("use crate::pager::PagingLimits;\nuse crate::validate::{Validate, Validator};\n\n");
 
     for p in &spec.paging {
         let _ = writeln!(
@@ -62,13 +65,11 @@ pub fn proto(spec: &Spec) -> String {
     o.push_str("];\n\n");
 
     // Query-value impls for every id and enum, so any of them can travel in a query or a path.
-    for id in &spec.ids {
-        let _ = writeln!(o, "crate::impl_query_value_id!({P}{});", id.name);
-    }
-    for e in &spec.enums {
-        let _ = writeln!(o, "crate::impl_query_value_enum!({P}{});", e.name);
-    }
-    o.push('\n');
+    let ids: Vec<String> = spec.ids.iter().map(|id| format!("{P}{}", id.name)).collect();
+    let both = "#[cfg(any(feature = \"client\", feature = \"server\"))]";
+    let _ = writeln!(o, "{both}\ncrate::glue::query_value_id!({});", ids.join(", "));
+    let enums: Vec<String> = spec.enums.iter().map(|e| format!("{P}{}", e.name)).collect();
+    let _ = writeln!(o, "{both}\ncrate::glue::query_value_enum!({});\n", enums.join(", "));
 
     // The endpoint id enum.
     o.push_str("/// Names every endpoint; [`EndpointId::meta`] gives its metadata.\n");
@@ -87,6 +88,7 @@ pub fn proto(spec: &Spec) -> String {
         let _ = writeln!(o, "EndpointId::{0} => <{0} as Endpoint>::META,", ep.name);
     }
     o.push_str("}\n}\n}\n\n");
+    server_dispatch(&mut o, spec);
 
     for ep in &spec.endpoints {
         endpoint(&mut o, spec, ep);
@@ -100,34 +102,45 @@ pub fn proto(spec: &Spec) -> String {
             Ok(Ty::List(t)) => rust_ty(&t, P),
             _ => continue,
         };
+        let members: Vec<String> =
+            std::iter::once(&items.json).chain(&items.aliases).map(|m| format!("{m:?}")).collect();
+        let (name, fam, f, members) = (&s.name, screaming(&page.family), items.rust_name(), members.join(", "));
+        // Written as the output reads; rustfmt lays it out.
         let _ = writeln!(
             o,
-            "impl crate::endpoint::Page for {P}{name} {{\ntype Item = {item_ty};\nconst LIMITS: PagingLimits = {fam}_PAGING;\n\
-             fn items(&self) -> &[Self::Item] {{ &self.{f} }}\nfn into_items(self) -> Vec<Self::Item> {{ self.{f} }}\n\
-             fn total_count(&self) -> Option<u64> {{ self.total_count }}\n\
-             fn page_no(&self) -> Option<u32> {{ self.page_no }}\n\
-             const ITEM_MEMBERS: &'static [&'static str] = &[{members}];\n\
-             fn rejected(&self) -> &[iot_model::RejectedItem] {{ &self.rejected }}\n\
-             fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>) {{\n\
-             self.{f} = items;\nself.rejected = rejected;\n}}\n\
-             fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {{\n\
-             let mut page = Self::new();\npage.page_no = Some(page_no);\npage.page_size = Some(page_size);\n\
-             page.total_count = Some(total_count);\npage.{f} = items;\npage\n}}\n}}\n",
-            name = s.name,
-            fam = screaming(&page.family),
-            f = items.rust_name(),
-            members = std::iter::once(&items.json)
-                .chain(&items.aliases)
-                .map(|m| format!("{m:?}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            r#"impl crate::endpoint::Page for {P}{name} {{
+    type Item = {item_ty};
+    const LIMITS: PagingLimits = {fam}_PAGING;
+    fn items(&self) -> &[Self::Item] {{ &self.{f} }}
+    fn into_items(self) -> Vec<Self::Item> {{ self.{f} }}
+    fn total_count(&self) -> Option<u64> {{ self.total_count }}
+    fn page_no(&self) -> Option<u32> {{ self.page_no }}
+    fn rejected(&self) -> &[iot_model::RejectedItem] {{ &self.rejected }}
+    fn from_items(page_no: u32, page_size: u32, total_count: u64, items: Vec<Self::Item>) -> Self {{
+        let mut page = Self::new();
+        page.page_no = Some(page_no);
+        page.page_size = Some(page_size);
+        page.total_count = Some(total_count);
+        page.{f} = items;
+        page
+    }}
+}}
+
+impl PageGlue<{item_ty}> for {P}{name} {{
+    const ITEM_MEMBERS: &'static [&'static str] = &[{members}];
+    fn replace_items(&mut self, items: Vec<{item_ty}>, rejected: Vec<iot_model::RejectedItem>) {{
+        self.{f} = items;
+        self.rejected = rejected;
+    }}
+}}
+"#
         );
     }
 
     // Validation glue for every structure a request body can reach.
     let reachable = body_reachable(spec);
     for s in spec.structs.iter().filter(|s| reachable.contains(&s.name)) {
-        let _ = writeln!(o, "impl Validate for {P}{} {{\nfn validate(&self, v: &mut Validator) {{", s.name);
+        let _ = writeln!(o, "impl Validate for {P}{} {{", s.name);
         let mut checks = String::new();
         for f in &s.fields {
             field_checks(&mut checks, spec, f, "self.", &reachable);
@@ -135,11 +148,8 @@ pub fn proto(spec: &Spec) -> String {
         if s.rules {
             let _ = writeln!(checks, "crate::rules::{}(self, v);", snake(&s.name));
         }
-        if checks.is_empty() {
-            checks.push_str("let _ = v;\n");
-        }
-        o.push_str(&checks);
-        o.push_str("}\n}\n\n");
+        emit_fn(&mut o, "fn validate(&self, {v}: &mut Validator)", "v", &checks);
+        o.push_str("}\n\n");
     }
     o
 }
@@ -168,7 +178,7 @@ fn body_reachable(spec: &Spec) -> BTreeSet<String> {
 }
 
 /// Whether a structure holds a secret anywhere inside it.
-fn carries_secrets(spec: &Spec, name: &str) -> bool {
+pub(crate) fn carries_secrets(spec: &Spec, name: &str) -> bool {
     let Some(s) = spec.struct_def(name) else { return false };
     s.fields.iter().any(|f| {
         Ty::parse(&f.ty)
@@ -297,9 +307,11 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     if let Some(b) = &ep.body {
         args.push(format!("body: {P}{}", b.ty));
     }
+    // Clippy's limit is seven; an endpoint with more required parts says so where it happens.
+    let allow = if args.len() > 7 { "#[allow(clippy::too_many_arguments)]\n" } else { "" };
     let _ = writeln!(
         o,
-        "impl {} {{\n/// Builds the request from its required parts; optional parameters start unset.\npub fn new({}) -> Self {{\nSelf {{",
+        "impl {} {{\n/// Builds the request from its required parts; optional parameters start unset.\n{allow}pub fn new({}) -> Self {{\nSelf {{",
         ep.name,
         args.join(", ")
     );
@@ -376,79 +388,155 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         errors = errors.join(", "),
         params = params.join(", "),
     );
-    o.push_str("fn write_params(&self, w: &mut crate::endpoint::ParamWriter) {\n");
+    if ep.body.is_some() {
+        o.push_str("fn body(&self) -> &Self::Body {\n&self.body\n}\n}\n\n");
+    } else {
+        o.push_str("fn body(&self) -> &Self::Body {\n&crate::endpoint::NoBody\n}\n}\n\n");
+    }
+
+    // The glue: a private supertrait, so none of it is public API.
+    let _ = writeln!(o, "impl Glue<{body_ty}, {resp_ty}> for {} {{", ep.name);
+    let mut writes = String::new();
+    let mut reads = String::new();
     for p in &ep.params {
-        match (p.location, p.required) {
-            (Some(Location::Path), _) => {
-                let _ = writeln!(o, "w.path({:?}, self.{}.as_str());", p.json, p.rust_name());
-            }
-            (_, true) => {
-                let _ = writeln!(o, "w.query_required({:?}, &self.{});", p.json, p.rust_name());
-            }
-            _ => {
-                let _ = writeln!(o, "w.query({:?}, &self.{});", p.json, p.rust_name());
-            }
-        }
+        let (write, read) = match (p.location, p.required) {
+            (Some(Location::Path), _) => (format!("w.path({:?}, self.{}.as_str());", p.json, p.rust_name()), "path"),
+            (_, true) => (format!("w.query_required({:?}, &self.{});", p.json, p.rust_name()), "query_required"),
+            _ => (format!("w.query({:?}, &self.{});", p.json, p.rust_name()), "query"),
+        };
+        let _ = writeln!(writes, "{write}");
+        let _ = writeln!(reads, "{}: r.{read}({:?})?,", p.rust_name(), p.json);
     }
-    if ep.params.is_empty() {
-        o.push_str("let _ = w;\n");
-    }
-    o.push_str("}\n\n");
+    emit_fn(o, "#[cfg(feature = \"client\")]\nfn write_params(&self, {w}: &mut ParamWriter)", "w", &writes);
+    // The body is the reader's input whether or not the endpoint has one, so the generic server code need not
+    // tell the two apart; `NoBody` is simply dropped.
+    let body_arg = if ep.body.is_some() { "body" } else { "_" };
+    let r = if ep.params.is_empty() { "_" } else { "r" };
     let _ = writeln!(
         o,
-        "fn read_params(r: &mut crate::endpoint::ParamReader<'_>, body: Self::Body) -> Result<Self, crate::endpoint::ParamError> {{"
+        "#[cfg(feature = \"server\")]\n\
+         fn read_params({r}: &mut ParamReader<'_>, {body_arg}: {body_ty}) -> Result<Self, ParamError> {{\nOk(Self {{\n{reads}{}}})\n}}\n",
+        if ep.body.is_some() { "body,\n" } else { "" }
     );
-    if ep.params.is_empty() {
-        o.push_str("let _ = r;\n");
-    }
-    if ep.body.is_none() {
-        o.push_str("let crate::endpoint::NoBody = body;\n");
-    }
-    o.push_str("Ok(Self {\n");
-    for p in &ep.params {
-        let call = match (p.location, p.required) {
-            (Some(Location::Path), _) => "path",
-            (_, true) => "query_required",
-            _ => "query",
-        };
-        let _ = writeln!(o, "{}: r.{call}({:?})?,", p.rust_name(), p.json);
-    }
-    if ep.body.is_some() {
-        o.push_str("body,\n");
-    }
-    o.push_str("})\n}\n\n");
-    if ep.body.is_some() {
-        o.push_str("fn body(&self) -> &Self::Body {\n&self.body\n}\n\n");
-    } else {
-        o.push_str("fn body(&self) -> &Self::Body {\n&crate::endpoint::NoBody\n}\n\n");
-    }
-    o.push_str("fn validate_params(&self, v: &mut Validator) {\n");
     let empty = BTreeSet::new();
     let mut checks = String::new();
     for p in &ep.params {
         field_checks(&mut checks, spec, p, "self.", &empty);
     }
-    if checks.is_empty() {
-        o.push_str("let _ = v;\n");
+    if ep.body.is_some() {
+        checks.push_str("self.body.validate(v);\n");
     }
-    o.push_str(&checks);
-    o.push_str("}\n");
-    if ep.paging.is_some() {
-        // A page with unreadable items keeps its readable ones.
-        o.push_str(
-            "\nfn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, crate::FromHttpResponseError> {\n\
-             crate::client::read_page::<Self::Response>(status, body)\n}\n",
-        );
-    }
-    o.push_str("}\n\n");
+    emit_fn(o, "fn check(&self, {v}: &mut Validator)", "v", &checks);
+    // A page with unreadable items keeps its readable ones.
+    let reader = if ep.paging.is_some() { "read_page" } else { "read_answer" };
+    let _ = writeln!(
+        o,
+        "fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<{resp_ty}, FromHttpResponseError> {{\n\
+         crate::client::{reader}(status, body)\n}}\n}}\n"
+    );
 
     if ep.paging.is_some() {
         let _ = writeln!(
             o,
-            "impl crate::endpoint::Paged for {} {{\nfn page_no(&self) -> Option<u32> {{ self.page_no }}\n\
-             fn page_size(&self) -> Option<u32> {{ self.page_size }}\n\
-             fn set_page(&mut self, page_no: u32, page_size: u32) {{\nself.page_no = Some(page_no);\nself.page_size = Some(page_size);\n}}\n}}\n",
+            r#"impl crate::endpoint::Paged for {} {{
+    fn page_no(&self) -> Option<u32> {{ self.page_no }}
+    fn page_size(&self) -> Option<u32> {{ self.page_size }}
+    fn set_page(&mut self, page_no: u32, page_size: u32) {{
+        self.page_no = Some(page_no);
+        self.page_size = Some(page_size);
+    }}
+}}
+"#,
             ep.name
         );
     }
+}
+
+/// Emits a function whose only parameter besides `self` is `name`; the parameter is `_` when the body does not
+/// use it, so the output carries no `let _ = name;`. `sig` holds `{name}` where the parameter goes.
+fn emit_fn(o: &mut String, sig: &str, name: &str, body: &str) {
+    let sig = sig.replace(&format!("{{{name}}}"), if body.is_empty() { "_" } else { name });
+    if body.is_empty() {
+        let _ = writeln!(o, "{sig} {{}}\n");
+    } else {
+        let _ = writeln!(o, "{sig} {{\n{body}}}\n");
+    }
+}
+
+/// The response type of an endpoint, as generated code names it.
+fn response_ty(ep: &EndpointDef) -> String {
+    if ep.response == "empty" { "crate::endpoint::Empty".into() } else { format!("{P}{}", ep.response) }
+}
+
+/// The server side's two ways from an [`EndpointId`] to its type, both `match`es without a catch-all: a visitor
+/// for generic code (reading any request), and a trait with one handler per endpoint, so that a new endpoint
+/// in the spec is a compile error in every server until it is answered.
+fn server_dispatch(o: &mut String, spec: &Spec) {
+    // Written as the output reads; rustfmt lays it out.
+    let mut handlers = String::new();
+    let mut visits = String::new();
+    let mut dispatches = String::new();
+    for ep in &spec.endpoints {
+        let (name, method, answer) = (&ep.name, snake(&ep.name), response_ty(ep));
+        let (doc, verb, path) = (ep.doc.trim_end_matches('.'), &ep.method, &ep.path);
+        let caller = if ep.auth { "caller: Self::Caller, " } else { "" };
+        let _ = writeln!(
+            handlers,
+            "    /// {doc} (`{verb} {path}`).\n    \
+             fn {method}(&mut self, {caller}request: {name}) -> Result<{answer}, crate::ApiError>;"
+        );
+        let _ = writeln!(visits, "            EndpointId::{name} => visitor.visit::<{name}>(),");
+        // An authenticated call is checked before its request is read.
+        let outcome = if ep.auth {
+            format!(
+                "handlers.authenticate().and_then(|caller| {{ let request = handlers.request()?; \
+                 handlers.{method}(caller, request) }})"
+            )
+        } else {
+            format!("handlers.request().and_then(|request| handlers.{method}(request))")
+        };
+        let _ = writeln!(dispatches, "            EndpointId::{name} => crate::server::respond::<{name}>({outcome}),");
+    }
+    let _ = writeln!(
+        o,
+        r#"/// Generic server code run with the endpoint type an [`EndpointId`] names (see [`EndpointId::visit`]).
+#[cfg(feature = "server")]
+pub trait EndpointVisitor {{
+    /// What the visit gives.
+    type Output;
+    /// Runs with `E`, the endpoint the id names.
+    fn visit<E: Endpoint + Send + 'static>(self) -> Self::Output;
+}}
+
+/// What a server does with each endpoint's request: one method per endpoint of the spec, called by
+/// [`EndpointId::dispatch`]. A new endpoint adds a required method, so a server does not compile until it
+/// answers the endpoint.
+#[cfg(feature = "server")]
+pub trait Handlers {{
+    /// Who made an authenticated call.
+    type Caller;
+    /// Checks an authenticated call's credentials; runs before the request is read, so a caller without
+    /// them learns nothing about their request.
+    fn authenticate(&mut self) -> Result<Self::Caller, crate::ApiError>;
+    /// Reads the request of endpoint `E`, or the rejection the platform answers.
+    fn request<E: Endpoint + Send + 'static>(&mut self) -> Result<E, crate::ApiError>;
+{handlers}}}
+
+#[cfg(feature = "server")]
+impl EndpointId {{
+    /// Runs `visitor` with the endpoint type this id names.
+    pub fn visit<V: EndpointVisitor>(self, visitor: V) -> V::Output {{
+        match self {{
+{visits}        }}
+    }}
+
+    /// Answers a call to this endpoint: authenticates it if the endpoint needs it, reads its request and
+    /// hands it to the endpoint's handler.
+    pub fn dispatch<H: Handlers>(self, handlers: &mut H) -> http::Response<Vec<u8>> {{
+        match self {{
+{dispatches}        }}
+    }}
+}}
+"#
+    );
 }

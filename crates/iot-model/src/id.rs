@@ -161,9 +161,8 @@ impl std::hash::Hash for IdText {
     }
 }
 
-/// Declares an identifier newtype checked with [`check_id`]. Used by the generated model.
-#[macro_export]
-#[doc(hidden)]
+/// Declares an identifier newtype checked with [`check_id`]. Used by the generated model only, so it is not
+/// exported.
 macro_rules! id_newtype {
     ($(#[$doc:meta])* $name:ident, $max:expr) => {
         $(#[$doc])*
@@ -265,6 +264,7 @@ macro_rules! id_newtype {
         }
     };
 }
+pub(crate) use id_newtype;
 
 #[cfg(test)]
 mod tests {

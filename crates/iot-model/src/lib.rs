@@ -19,6 +19,13 @@
 //! assert_eq!(page.total_count, Some(1));
 //! assert_eq!(page.data[0].status, Some(OperationStatus::Failed));
 //! ```
+//!
+//! # Features
+//!
+//! A structure that holds a secret implements `Serialize` only for the side that must send it: request bodies
+//! (the login form, the refresh and logout bodies) with `client` (on by default), answers (the tokens of a
+//! login or a refresh) with `server` (off by default; the simulator turns it on). Everything else always
+//! serializes, and everything always deserializes.
 
 use std::fmt;
 
@@ -74,3 +81,20 @@ impl fmt::Display for ModelError {
 }
 
 impl std::error::Error for ModelError {}
+
+/// Without `server`, an answer that holds tokens cannot be serialized (run by `cargo test -p iot-model --doc`,
+/// where only the default features are on; CI does):
+///
+/// ```compile_fail
+/// fn serializable<T: serde::Serialize>() {}
+/// serializable::<iot_model::AuthToken>();
+/// ```
+///
+/// while a request body that carries a secret can, since the client sends it:
+///
+/// ```
+/// fn serializable<T: serde::Serialize>() {}
+/// serializable::<iot_model::LoginForm>();
+/// ```
+#[cfg(all(doctest, feature = "client", not(feature = "server")))]
+pub struct SecretAnswersDoNotSerialize;

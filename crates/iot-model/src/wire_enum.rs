@@ -68,7 +68,8 @@ pub trait WireEnum: Sized + Clone + 'static {
 }
 
 /// Declares a wire enum's trait impls. Used by the generated model; the enum itself is generated with a final
-/// `Unknown(UnknownValue)` variant.
+/// `Unknown(UnknownValue)` variant. Exported, hidden, only because iot-proto's generated `ErrorCode` uses it
+/// too; it is no part of the documented surface.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! wire_enum {

@@ -4,15 +4,21 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use http::StatusCode;
+#[cfg(feature = "client")]
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use iot_model::{AccessToken, AppId};
 use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::endpoint::{BodyKind, Endpoint, Page, ResponseKind};
-use crate::error::{ApiError, DecodeError, DecodeErrorKind, FromHttpResponseError, IntoHttpError, excerpt};
+#[cfg(feature = "client")]
+use crate::endpoint::BodyKind;
+use crate::endpoint::{Endpoint, Page, ResponseKind};
+#[cfg(feature = "client")]
+use crate::error::IntoHttpError;
+use crate::error::{ApiError, DecodeError, DecodeErrorKind, FromHttpResponseError, excerpt};
 use crate::generated::ErrorCode;
+#[cfg(feature = "client")]
 use crate::wire::BaseUrl;
 
 /// Name of the header that carries the appId on authenticated calls.
@@ -27,6 +33,7 @@ pub struct BearerAuth<'a> {
     pub token: &'a AccessToken,
 }
 
+#[cfg(feature = "client")]
 fn sensitive(value: &str) -> Result<HeaderValue, IntoHttpError> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
         IntoHttpError::Invalid(crate::ValidationError {
@@ -39,6 +46,7 @@ fn sensitive(value: &str) -> Result<HeaderValue, IntoHttpError> {
     Ok(v)
 }
 
+#[cfg(feature = "client")]
 /// Writes `template` with its `{name}` segments replaced by their values (already percent-encoded) to `out`.
 fn substitute(out: &mut String, template: &str, values: &[(&'static str, String)]) {
     // Most paths have no placeholder: copied whole, without splitting them into segments.
@@ -59,8 +67,10 @@ fn substitute(out: &mut String, template: &str, values: &[(&'static str, String)
 }
 
 /// The `app_key` header's name, made once.
+#[cfg(feature = "client")]
 const APP_KEY_HEADER: http::HeaderName = http::HeaderName::from_static(APP_KEY);
 
+#[cfg(feature = "client")]
 /// Builds an endpoint's HTTP request. Validation runs first; values are percent-encoded; absent optional
 /// query values are left out; auth headers are marked sensitive.
 pub fn build_request<E: Endpoint>(
@@ -70,7 +80,7 @@ pub fn build_request<E: Endpoint>(
 ) -> Result<http::Request<Vec<u8>>, IntoHttpError> {
     ep.validate()?;
     let meta = E::META;
-    let mut w = crate::endpoint::ParamWriter::default();
+    let mut w = crate::glue::ParamWriter::default();
     ep.write_params(&mut w);
     // Only the path and query are written as text; the base's scheme and authority were parsed once, when it
     // was made, and are shared. (Writing the whole URI and having `http` parse it back cost about 1,000
@@ -119,10 +129,12 @@ pub fn build_request<E: Endpoint>(
 
 /// A URI that `http` refuses. The path and query are percent-encoded and the base was checked, so this is not
 /// expected; it is reported like the builder reported it before.
+#[cfg(feature = "client")]
 fn invalid_uri(message: &str) -> IntoHttpError {
     invalid_body(message)
 }
 
+#[cfg(feature = "client")]
 fn invalid_body(message: &str) -> IntoHttpError {
     IntoHttpError::Invalid(crate::ValidationError { field: "body".into(), rule: message.to_owned(), code: None })
 }

@@ -3,15 +3,20 @@
 
 use std::fmt;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::error::{ApiError, FromHttpResponseError, IntoHttpError};
+use crate::client;
+#[cfg(feature = "server")]
+use crate::error::ApiError;
+use crate::error::FromHttpResponseError;
+#[cfg(feature = "client")]
+use crate::error::IntoHttpError;
 use crate::generated::{EndpointId, ErrorCode};
+use crate::glue::{Glue, PageGlue, WireAnswer, WireBody};
 use crate::pager::PagingLimits;
-use crate::validate::{Validate, Validator};
-use crate::wire::{BaseUrl, QueryValue, encode_component};
-use crate::{client, server};
+#[cfg(feature = "server")]
+use crate::server;
+use crate::validate::Validator;
+#[cfg(feature = "client")]
+use crate::wire::BaseUrl;
 
 /// How the client looks for what a create in doubt may have made, before it resends it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -112,120 +117,32 @@ pub struct NoBody;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Empty;
 
-/// A request parameter could not be read (server side).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ParamError {
-    /// The parameter's wire name.
-    pub name: String,
-    /// What was wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ParamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "parameter {}: {}", self.name, self.message)
-    }
-}
-
-impl std::error::Error for ParamError {}
-
-/// Collects an endpoint's path values and query string (client side). Values are percent-encoded here, once.
-#[derive(Debug, Default)]
-pub struct ParamWriter {
-    pub(crate) path: Vec<(&'static str, String)>,
-    pub(crate) query: String,
-}
-
-impl ParamWriter {
-    /// Sets a path placeholder's value.
-    pub fn path(&mut self, name: &'static str, value: &str) {
-        self.path.push((name, encode_component(value).into_owned()));
-    }
-
-    /// Adds an optional query parameter; absent values are left out entirely.
-    pub fn query<T: QueryValue>(&mut self, name: &'static str, value: &Option<T>) {
-        if let Some(v) = value {
-            self.query_required(name, v);
-        }
-    }
-
-    /// Adds a query parameter.
-    pub fn query_required<T: QueryValue>(&mut self, name: &'static str, value: &T) {
-        if !self.query.is_empty() {
-            self.query.push('&');
-        }
-        self.query.push_str(&encode_component(name));
-        self.query.push('=');
-        self.query.push_str(&encode_component(&value.to_query()));
-    }
-}
-
-/// Hands decoded path and query values to an endpoint's generated reader (server side).
-#[derive(Debug)]
-pub struct ParamReader<'a> {
-    pub(crate) path: &'a [(&'static str, String)],
-    pub(crate) query: &'a [(String, String)],
-}
-
-impl ParamReader<'_> {
-    /// Reads a path placeholder.
-    pub fn path<T: QueryValue>(&mut self, name: &'static str) -> Result<T, ParamError> {
-        let raw = self.path.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("");
-        T::from_query(raw).map_err(|message| ParamError { name: name.into(), message })
-    }
-
-    /// Reads an optional query parameter; an empty value counts as absent, a repeated one is an error.
-    pub fn query<T: QueryValue>(&mut self, name: &'static str) -> Result<Option<T>, ParamError> {
-        let mut found = self.query.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
-        let first = found.next();
-        if found.next().is_some() {
-            return Err(ParamError { name: name.into(), message: "given more than once".into() });
-        }
-        match first {
-            None => Ok(None),
-            Some(v) if v.is_empty() => Ok(None),
-            Some(v) => T::from_query(v).map(Some).map_err(|message| ParamError { name: name.into(), message }),
-        }
-    }
-
-    /// Reads a required query parameter.
-    pub fn query_required<T: QueryValue>(&mut self, name: &'static str) -> Result<T, ParamError> {
-        self.query(name)?.ok_or_else(|| ParamError { name: name.into(), message: "is required".into() })
-    }
-}
-
 /// An endpoint: its request type implements this trait, generated from the spec.
 ///
-/// The provided methods are the four symmetric conversions:
-/// client `try_into_http_request` / `try_from_http_response`, server `try_from_http_request` /
-/// `try_into_http_response`.
-pub trait Endpoint: Sized + fmt::Debug + Clone + PartialEq {
+/// Drivers and users name it in bounds (`E: Endpoint`, `E::Response`) and call its conversions; only this
+/// crate implements it (the generated glue is a private supertrait), so adding an endpoint or changing the glue
+/// breaks no one. The provided methods are the four symmetric conversions: client `try_into_http_request` /
+/// `try_from_http_response`, server `try_from_http_request` / `try_into_http_response`.
+pub trait Endpoint: Glue<Self::Body, Self::Response> + fmt::Debug + Clone + PartialEq {
     /// The request body (or [`NoBody`]).
-    type Body: Serialize + DeserializeOwned + Validate + fmt::Debug + Clone + PartialEq;
+    type Body: WireBody + fmt::Debug + Clone + PartialEq;
     /// The answer on success (or [`Empty`]).
-    type Response: Serialize + DeserializeOwned + fmt::Debug + Clone + PartialEq;
+    type Response: WireAnswer + fmt::Debug + Clone + PartialEq;
     /// Metadata generated from the spec.
     const META: &'static EndpointMeta;
 
-    /// Writes path and query parameters (generated).
-    fn write_params(&self, w: &mut ParamWriter);
-    /// Reads path and query parameters (generated).
-    fn read_params(r: &mut ParamReader<'_>, body: Self::Body) -> Result<Self, ParamError>;
-    /// The request body (generated).
+    /// The request body ([`NoBody`] for endpoints without one).
     fn body(&self) -> &Self::Body;
-    /// Checks the parameters' limits (generated).
-    fn validate_params(&self, v: &mut Validator);
 
     /// Checks every rule of the contract that can be checked without the platform.
     fn validate(&self) -> Result<(), crate::ValidationError> {
         let mut v = Validator::new();
-        self.validate_params(&mut v);
-        self.body().validate(&mut v);
+        self.check(&mut v);
         v.finish()
     }
 
     /// Builds the HTTP request (client side). Validates first: a request that breaks the contract never exists.
+    #[cfg(feature = "client")]
     fn try_into_http_request(
         &self,
         base: &BaseUrl,
@@ -241,26 +158,22 @@ pub trait Endpoint: Sized + fmt::Debug + Clone + PartialEq {
         client::parse_response::<Self, B>(response)
     }
 
-    /// Reads the body of a 2xx JSON answer (client side). Generated for paged queries to call
-    /// [`client::read_page`], which keeps the readable items of a page that holds unreadable ones; every other
-    /// endpoint reads with [`client::read_answer`].
-    fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<Self::Response, FromHttpResponseError> {
-        client::read_answer::<Self::Response>(status, body)
-    }
-
     /// Reads the HTTP request (server side), or the rejection the platform would answer.
+    #[cfg(feature = "server")]
     fn try_from_http_request<B: AsRef<[u8]>>(request: &http::Request<B>) -> Result<Self, ApiError> {
         server::parse_request(request)
     }
 
     /// Builds the HTTP answer (server side).
+    #[cfg(feature = "server")]
     fn try_into_http_response(response: &Self::Response) -> http::Response<Vec<u8>> {
         server::encode_response::<Self>(response)
     }
 }
 
-/// An answer that is one page of a paged query (generated for every page structure).
-pub trait Page {
+/// An answer that is one page of a paged query (generated for every page structure; only this crate
+/// implements it).
+pub trait Page: PageGlue<Self::Item> {
     /// The items on the page.
     type Item;
     /// The paging limits of the page's family.
@@ -273,12 +186,8 @@ pub trait Page {
     fn total_count(&self) -> Option<u64>;
     /// `pageNo` as the platform echoed it, when it did.
     fn page_no(&self) -> Option<u32>;
-    /// The wire names of the items member, the canonical one first.
-    const ITEM_MEMBERS: &'static [&'static str];
     /// Items of the page that could not be read (see [`iot_model::RejectedItem`]).
     fn rejected(&self) -> &[iot_model::RejectedItem];
-    /// Replaces the items and the unreadable items (the reader of pages with unreadable items).
-    fn replace_items(&mut self, items: Vec<Self::Item>, rejected: Vec<iot_model::RejectedItem>);
     /// How many items the page held as sent: the readable ones and the unreadable ones.
     fn item_count(&self) -> usize {
         self.items().len() + self.rejected().len()

@@ -27,19 +27,26 @@
 //! assert!(page.data.is_empty());
 //! ```
 
+#[cfg(feature = "client")]
 pub mod call;
 pub mod client;
 pub mod endpoint;
 pub mod error;
 mod generated;
+mod glue;
 pub mod pager;
+#[cfg(feature = "client")]
 pub mod ratelimit;
+#[cfg(feature = "client")]
 mod reconcile;
+#[cfg(feature = "client")]
 pub mod retry;
 pub mod rules;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "client")]
 pub mod session;
-pub mod validate;
+mod validate;
 pub mod wire;
 
 pub use client::{APP_KEY, BearerAuth};

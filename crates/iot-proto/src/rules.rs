@@ -10,7 +10,7 @@ use crate::generated::ErrorCode;
 use crate::validate::Validator;
 
 /// Exactly one of `devices` and `deviceGroups`; groups need deviceType, model and manufacturerName.
-pub fn operate_devices(t: &OperateDevices, v: &mut Validator) {
+pub(crate) fn operate_devices(t: &OperateDevices, v: &mut Validator) {
     // An empty list targets nothing, so it counts as absent.
     let devices = t.devices.as_ref().is_some_and(|d| !d.is_empty());
     let groups = t.device_groups.as_ref().is_some_and(|g| !g.is_empty());
@@ -41,7 +41,7 @@ pub fn operate_devices(t: &OperateDevices, v: &mut Validator) {
 
 /// executeType known; a custom window needs both times, start before end by at least
 /// `CUSTOM_WINDOW_MIN_SECS`; retryType needs retryTimes.
-pub fn operate_policy(p: &OperatePolicy, v: &mut Validator) {
+pub(crate) fn operate_policy(p: &OperatePolicy, v: &mut Validator) {
     match &p.execute_type {
         None => v.fail(
             "executeType",
@@ -84,7 +84,7 @@ pub fn policy_starts_in_future(p: &OperatePolicy, now: Timestamp) -> Result<(), 
 }
 
 /// A batch task's type must be known, and a DeviceCmd task's `param` must be a valid DeviceCmdParam.
-pub fn batch_task_request(t: &BatchTaskRequest, v: &mut Validator) {
+pub(crate) fn batch_task_request(t: &BatchTaskRequest, v: &mut Validator) {
     v.known("taskType", &t.task_type, Some(ErrorCode::InvalidInput));
     if t.task_type != BatchTaskType::DeviceCmd {
         return;
@@ -104,7 +104,7 @@ pub fn batch_task_request(t: &BatchTaskRequest, v: &mut Validator) {
 /// `param` travels as a free JSON object, so no request body reaches DeviceCmdParam as a typed field; the spec
 /// marks it `validated`, and its generated checks run here first. Its list caps (`MAX_BATCH_DEVICES`,
 /// `MAX_BATCH_GROUPS`) keep one request from asking a server to store an unbounded task.
-pub fn device_cmd_param(p: &DeviceCmdParam, v: &mut Validator) {
+pub(crate) fn device_cmd_param(p: &DeviceCmdParam, v: &mut Validator) {
     v.nested("param", p);
     let code = || Some(ErrorCode::InvalidInput);
     let filled = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());

@@ -4,9 +4,10 @@
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use iot_model::AccessToken;
 
-use crate::endpoint::{BodyKind, Endpoint, ParamReader, ResponseKind};
+use crate::endpoint::{BodyKind, Endpoint, ResponseKind};
 use crate::error::ApiError;
 use crate::generated::{EndpointId, ErrorCode};
+use crate::glue::ParamReader;
 use crate::wire::decode_component;
 
 /// Where a request was routed.
@@ -179,6 +180,14 @@ pub fn encode_response<E: Endpoint>(response: &E::Response) -> http::Response<Ve
             Ok(body) => json_response(http::StatusCode::OK, body),
             Err(e) => error_response(&ApiError::new(ErrorCode::InternalError, e.to_string())),
         },
+    }
+}
+
+/// The answer to a call: the typed answer, or the platform's error answer.
+pub fn respond<E: Endpoint>(result: Result<E::Response, ApiError>) -> http::Response<Vec<u8>> {
+    match result {
+        Ok(answer) => encode_response::<E>(&answer),
+        Err(e) => error_response(&e),
     }
 }
 

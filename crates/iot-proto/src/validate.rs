@@ -11,10 +11,6 @@ pub trait Validate {
     fn validate(&self, v: &mut Validator);
 }
 
-impl Validate for crate::endpoint::NoBody {
-    fn validate(&self, _: &mut Validator) {}
-}
-
 /// Collects rule violations; the first one in field order is reported.
 #[derive(Debug, Default)]
 pub struct Validator {

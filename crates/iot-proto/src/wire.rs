@@ -1,4 +1,4 @@
-//! Wire helpers written once for every endpoint: base URLs, percent-encoding, query values.
+//! Wire helpers written once for every endpoint: base URLs and percent-encoding.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -116,69 +116,6 @@ impl std::str::FromStr for BaseUrl {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
-}
-
-/// A value that can travel in a query string or a path segment.
-pub trait QueryValue: Sized {
-    /// The unencoded text form.
-    fn to_query(&self) -> Cow<'_, str>;
-    /// Reads the decoded text form.
-    fn from_query(s: &str) -> Result<Self, String>;
-}
-
-impl QueryValue for String {
-    fn to_query(&self) -> Cow<'_, str> {
-        Cow::Borrowed(self)
-    }
-    fn from_query(s: &str) -> Result<Self, String> {
-        Ok(s.to_owned())
-    }
-}
-
-macro_rules! query_number {
-    ($($t:ty),*) => {$(
-        impl QueryValue for $t {
-            fn to_query(&self) -> Cow<'_, str> {
-                Cow::Owned(self.to_string())
-            }
-            fn from_query(s: &str) -> Result<Self, String> {
-                s.parse().map_err(|_| format!("expected {}, got {s:?}", stringify!($t)))
-            }
-        }
-    )*};
-}
-query_number!(u32, u64, i64, bool);
-
-/// Implements [`QueryValue`] for an identifier newtype (checked on read).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! impl_query_value_id {
-    ($t:ty) => {
-        impl $crate::wire::QueryValue for $t {
-            fn to_query(&self) -> ::std::borrow::Cow<'_, str> {
-                ::std::borrow::Cow::Borrowed(self.as_str())
-            }
-            fn from_query(s: &str) -> Result<Self, String> {
-                <$t>::new(s).map_err(|e| e.to_string())
-            }
-        }
-    };
-}
-
-/// Implements [`QueryValue`] for a wire enum (canonical spelling on write, tolerant on read).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! impl_query_value_enum {
-    ($t:ty) => {
-        impl $crate::wire::QueryValue for $t {
-            fn to_query(&self) -> ::std::borrow::Cow<'_, str> {
-                ::std::borrow::Cow::Borrowed(self.as_str())
-            }
-            fn from_query(s: &str) -> Result<Self, String> {
-                Ok(<$t as iot_model::WireEnum>::from_wire(s))
-            }
-        }
-    };
 }
 
 #[cfg(test)]

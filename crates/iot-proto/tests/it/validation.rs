@@ -153,28 +153,23 @@ impl Table {
     }
 }
 
+/// Reads a request as the endpoint it is routed to.
+struct Read<'r>(&'r http::Request<Vec<u8>>);
+
+impl EndpointVisitor for Read<'_> {
+    type Output = Result<(), ApiError>;
+
+    fn visit<E: Endpoint + Send + 'static>(self) -> Self::Output {
+        E::try_from_http_request(self.0).map(drop)
+    }
+}
+
 /// Routes a request and reads it with its endpoint's server side.
 fn dispatch(req: &http::Request<Vec<u8>>) -> Result<(), ApiError> {
     let routed = server::Router::new()
         .route(req.method(), req.uri().path())
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
-    match routed.endpoint {
-        EndpointId::Login => Login::try_from_http_request(req).map(drop),
-        EndpointId::RefreshAccessToken => RefreshAccessToken::try_from_http_request(req).map(drop),
-        EndpointId::Logout => Logout::try_from_http_request(req).map(drop),
-        EndpointId::QueryPackageList => QueryPackageList::try_from_http_request(req).map(drop),
-        EndpointId::QueryPackage => QueryPackage::try_from_http_request(req).map(drop),
-        EndpointId::DeletePackage => DeletePackage::try_from_http_request(req).map(drop),
-        EndpointId::CreateSoftwareUpgradeTask => CreateSoftwareUpgradeTask::try_from_http_request(req).map(drop),
-        EndpointId::CreateFirmwareUpgradeTask => CreateFirmwareUpgradeTask::try_from_http_request(req).map(drop),
-        EndpointId::QueryUpgradeTask => QueryUpgradeTask::try_from_http_request(req).map(drop),
-        EndpointId::QuerySubOperations => QuerySubOperations::try_from_http_request(req).map(drop),
-        EndpointId::QueryUpgradeTaskList => QueryUpgradeTaskList::try_from_http_request(req).map(drop),
-        EndpointId::CreateBatchTask => CreateBatchTask::try_from_http_request(req).map(drop),
-        EndpointId::QueryBatchTask => QueryBatchTask::try_from_http_request(req).map(drop),
-        EndpointId::QueryTaskDetails => QueryTaskDetails::try_from_http_request(req).map(drop),
-        other => panic!("no dispatch for {other:?}"),
-    }
+    routed.endpoint.visit(Read(req))
 }
 
 // ---------------------------------------------------------------------------------------------------------

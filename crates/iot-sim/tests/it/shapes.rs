@@ -396,3 +396,30 @@ fn the_shape_checker_reports_every_difference() {
     let pending = serde_json::json!({"status": "Pending", "output": null, "error": null, "param": {}});
     assert!(shape_errors(&pending, &TASK_DETAIL).is_empty());
 }
+
+/// The name, and the answer type when it is a JSON document, of the endpoint an id names.
+struct AnswerType;
+
+impl iot_proto::EndpointVisitor for AnswerType {
+    type Output = (&'static str, Option<&'static str>);
+
+    fn visit<E: Endpoint + Send + 'static>(self) -> Self::Output {
+        let json = E::META.response == iot_proto::endpoint::ResponseKind::Json;
+        (E::META.name, json.then(std::any::type_name::<E::Response>))
+    }
+}
+
+#[test]
+fn every_answer_structure_has_its_shape_checked() {
+    // A new endpoint whose answer is a structure no test above reads fails here until one checks its members.
+    let source = include_str!("shapes.rs");
+    let answers: Vec<_> = iot_proto::EndpointId::ALL.iter().map(|id| id.visit(AnswerType)).collect();
+    let checked: BTreeSet<&str> = answers
+        .iter()
+        .filter(|(name, _)| source.contains(&format!("{name}::new(")))
+        .filter_map(|(_, ty)| *ty)
+        .collect();
+    let missing: Vec<&str> =
+        answers.iter().filter(|(_, ty)| ty.is_some_and(|ty| !checked.contains(ty))).map(|(name, _)| *name).collect();
+    assert!(missing.is_empty(), "no shape test reads the answer of {missing:?}");
+}
