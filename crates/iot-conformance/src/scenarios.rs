@@ -13,8 +13,9 @@ use iot_proto::retry::RetryPolicy;
 use iot_proto::server::Router;
 use iot_proto::session::SessionState;
 use iot_proto::{
-    CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask, DeletePackage, EndpointId, ErrorCode, QueryBatchTask,
-    QueryPackage, QueryPackageList, QuerySubOperations, QueryTaskDetails, QueryUpgradeTask, QueryUpgradeTaskList,
+    CreateBatchTask, CreateFirmwareUpgradeTask, CreateSoftwareUpgradeTask, DeletePackage, EndpointId, ErrorCode,
+    QueryBatchTask, QueryPackage, QueryPackageList, QuerySubOperations, QueryTaskDetails, QueryUpgradeTask,
+    QueryUpgradeTaskList,
 };
 use iot_sim::sim::{DEFAULT_APP_ID, SimConfig};
 
