@@ -1,11 +1,13 @@
 //! Project automation: `cargo xtask codegen [--check]` generates the API surface from `docs/spec/northbound.toml`;
-//! `cargo xtask fuzz` runs the fuzz targets (see `fuzz.rs`).
+//! `cargo xtask fuzz` runs the fuzz targets (see `fuzz.rs`); `cargo xtask public-api [--check]` lists the crates'
+//! public API (see `public_api.rs`).
 
 mod fuzz;
 mod gen_client;
 mod gen_docs;
 mod gen_model;
 mod gen_proto;
+mod public_api;
 mod spec;
 
 use std::io::Write as _;
@@ -115,7 +117,8 @@ fn run(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         Some("fuzz") => fuzz::run(&root, &args[1..]),
-        _ => Err(format!("usage: cargo xtask codegen [--check] | {}", fuzz::USAGE)),
+        Some("public-api") => public_api::run(&root, &args[1..]),
+        _ => Err(format!("usage: cargo xtask codegen [--check] | {} | {}", fuzz::USAGE, public_api::USAGE)),
     }
 }
 
