@@ -19,6 +19,11 @@
 //! assert_eq!(page.total_count, Some(1));
 //! assert_eq!(page.data[0].status, Some(OperationStatus::Failed));
 //! ```
+//!
+#![doc = include_str!("../README.md")]
+// docs.rs builds with `--cfg docsrs` on nightly (see [package.metadata.docs.rs]): feature-gated items then say
+// which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 
@@ -33,8 +38,10 @@ pub mod wire_enum;
 mod generated;
 
 #[cfg(feature = "proptest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proptest")))]
 pub mod strategies;
 #[cfg(feature = "proptest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proptest")))]
 pub mod strategies_support;
 
 pub use generated::*;
