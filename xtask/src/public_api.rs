@@ -25,9 +25,15 @@ pub const DIR: &str = "docs/public-api";
 /// The rustdoc JSON format that `public-api` 0.52.1 (through `rustdoc-types` 0.57.3) reads; Rust 1.95 writes it.
 pub const FORMAT_VERSION: u32 = 57;
 
-/// Auto traits that rustdoc reports but stable Rust cannot name: no user can depend on them, and which of them
-/// rustdoc shows changes with the toolchain, so their lines would be churn.
-const UNNAMEABLE: &[&str] = &["core::marker::Freeze for ", "core::marker::UnsafeUnpin for "];
+/// Lines that are not this crate's surface: traits that stable Rust cannot name (the auto traits `Freeze` and
+/// `UnsafeUnpin`, and the hidden `TrivialClone` that `#[derive(Clone, Copy)]` implements), whose presence
+/// changes with the toolchain, and the hidden method `#[derive(Eq)]` writes into every `Eq` impl.
+const UNNAMEABLE: &[&str] = &[
+    "core::marker::Freeze for ",
+    "core::marker::UnsafeUnpin for ",
+    "core::clone::TrivialClone for ",
+    "::assert_fields_are_eq(&self)",
+];
 
 /// Runs the task with the arguments after `public-api`.
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
@@ -79,7 +85,9 @@ fn listing(root: &Path, name: &str) -> Result<String, String> {
         .env_remove("RUSTFLAGS")
         .args(["rustdoc", "--quiet", "--locked", "--lib", "--all-features", "-p", name, "--target-dir"])
         .arg(&target)
-        .args(["--", "-Z", "unstable-options", "--output-format", "json"])
+        // `#[doc(hidden)]` items are public all the same (an exported macro the generated code calls, say): a
+        // user can name them, so they are listed, and plumbing cannot leave the surface by being hidden.
+        .args(["--", "-Z", "unstable-options", "--output-format", "json", "--document-hidden-items"])
         .status()
         .map_err(|e| format!("cannot run cargo rustdoc: {e}"))?;
     if !status.success() {
