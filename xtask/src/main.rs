@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask codegen [--check]` generates the API surface from `docs/spec/northbound.toml`;
 //! `cargo xtask lint` finds error codes and rule numbers written by hand (see `lint.rs`); `cargo xtask fuzz` runs
-//! the fuzz targets (see `fuzz.rs`).
+//! the fuzz targets (see `fuzz.rs`); `cargo xtask public-api [--check]` lists the crates' public API (see
+//! `public_api.rs`).
 
 mod fuzz;
 mod gen_client;
@@ -9,6 +10,7 @@ mod gen_model;
 mod gen_proto;
 mod gen_sim_codes;
 mod lint;
+mod public_api;
 mod spec;
 
 use std::io::Write as _;
@@ -156,7 +158,8 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         Some("lint") => lint::run(&root),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
-        _ => Err(format!("usage: cargo xtask codegen [--check] | cargo xtask lint | {}", fuzz::USAGE)),
+        Some("public-api") => public_api::run(&root, &args[1..]),
+        _ => Err(format!("usage: cargo xtask codegen [--check] | cargo xtask lint | {} | {}", fuzz::USAGE, public_api::USAGE)),
     }
 }
 

@@ -7,6 +7,11 @@
 //! - Paged walks as iterators: [`Client::pages`], [`Client::items`], and [`Client::walk`] by hand.
 //! - [`Error`]: one error whose questions ([`Error::is_retryable`], [`Error::outcome_unknown`], [`Error::api`])
 //!   are answered by the core's [`iot_proto::call::CallError`].
+//!
+#![doc = include_str!("../README.md")]
+// docs.rs builds with `--cfg docsrs` on nightly (see [package.metadata.docs.rs]): feature-gated items then say
+// which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod config;

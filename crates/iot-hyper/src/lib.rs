@@ -8,6 +8,11 @@
 //!   single-flight token renewal, retries, and paged walks as `Stream`s ([`Client::pages`], [`Client::items`]).
 //! - [`transport::Transport`]: timeouts, a body cap, no redirects, pooled keep-alive connections.
 //! - [`tls`]: the platform's public roots or a custom CA, and an optional client certificate (two-way TLS).
+//!
+#![doc = include_str!("../README.md")]
+// docs.rs builds with `--cfg docsrs` on nightly (see [package.metadata.docs.rs]): feature-gated items then say
+// which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod error;

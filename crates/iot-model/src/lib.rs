@@ -27,6 +27,11 @@
 //! login or a refresh) with `server` (off by default; the simulator turns it on). Everything else always
 //! serializes, and everything always deserializes.
 
+#![doc = include_str!("../README.md")]
+// docs.rs builds with `--cfg docsrs` on nightly (see [package.metadata.docs.rs]): feature-gated items then say
+// which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::fmt;
 
 mod batch;
@@ -40,8 +45,10 @@ pub mod wire_enum;
 mod generated;
 
 #[cfg(feature = "proptest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proptest")))]
 pub mod strategies;
 #[cfg(feature = "proptest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proptest")))]
 pub mod strategies_support;
 
 pub use generated::*;

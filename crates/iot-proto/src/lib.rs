@@ -26,6 +26,11 @@
 //! let page = QueryUpgradeTaskList::try_from_http_response(&answer).unwrap();
 //! assert!(page.data.is_empty());
 //! ```
+//!
+#![doc = include_str!("../README.md")]
+// docs.rs builds with `--cfg docsrs` on nightly (see [package.metadata.docs.rs]): feature-gated items then say
+// which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "client")]
 pub mod call;

@@ -52,6 +52,11 @@
 //! while the process lives is handled the same way.
 //!
 //! [`RetryFailed`] plans a new attempt for the devices that failed in an earlier task.
+//!
+#![doc = include_str!("../README.md")]
+// docs.rs builds with `--cfg docsrs` on nightly (see [package.metadata.docs.rs]): feature-gated items then say
+// which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 pub mod journal;
