@@ -166,10 +166,10 @@ fn body_reachable(spec: &Spec) -> BTreeSet<String> {
         }
         if let Some(s) = spec.struct_def(&n) {
             for f in &s.fields {
-                if let Ok(t) = Ty::parse(&f.ty) {
-                    if kinds.get(t.leaf()) == Some(&Kind::Struct) {
-                        todo.push(t.leaf().to_owned());
-                    }
+                if let Ok(t) = Ty::parse(&f.ty)
+                    && kinds.get(t.leaf()) == Some(&Kind::Struct)
+                {
+                    todo.push(t.leaf().to_owned());
                 }
             }
         }

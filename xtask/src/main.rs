@@ -159,7 +159,11 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("lint") => lint::run(&root),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("public-api") => public_api::run(&root, &args[1..]),
-        _ => Err(format!("usage: cargo xtask codegen [--check] | cargo xtask lint | {} | {}", fuzz::USAGE, public_api::USAGE)),
+        _ => Err(format!(
+            "usage: cargo xtask codegen [--check] | cargo xtask lint | {} | {}",
+            fuzz::USAGE,
+            public_api::USAGE
+        )),
     }
 }
 

@@ -727,10 +727,10 @@ fn check_field(spec: &Spec, owner: &str, f: &Field, errs: &mut Vec<String>) {
     if !spec.kinds().contains_key(t.leaf()) {
         errs.push(format!("{owner}.{}: type `{}` does not exist", f.json, t.leaf()));
     }
-    if let Some(c) = &f.code {
-        if spec.error(c).is_none() {
-            errs.push(format!("{owner}.{}: error code `{c}` is not in the catalog", f.json));
-        }
+    if let Some(c) = &f.code
+        && spec.error(c).is_none()
+    {
+        errs.push(format!("{owner}.{}: error code `{c}` is not in the catalog", f.json));
     }
     for r in f.limit_refs() {
         if spec.limit(r).is_none() {
@@ -816,10 +816,10 @@ fn check_bodies(spec: &Spec, errs: &mut Vec<String>) {
         if matches!(ep.method, Method::Get | Method::Delete) && ep.body.is_some() {
             errs.push(format!("{owner}: a {} has no body", ep.method));
         }
-        if let Some(b) = &ep.body {
-            if kinds.get(&b.ty) != Some(&Kind::Struct) {
-                errs.push(format!("{owner}: body type `{}` is not a struct", b.ty));
-            }
+        if let Some(b) = &ep.body
+            && kinds.get(&b.ty) != Some(&Kind::Struct)
+        {
+            errs.push(format!("{owner}: body type `{}` is not a struct", b.ty));
         }
         if ep.response != "empty" && kinds.get(&ep.response) != Some(&Kind::Struct) {
             errs.push(format!("{owner}: response type `{}` is not a struct", ep.response));
@@ -877,13 +877,13 @@ fn check_paging_refs(spec: &Spec, errs: &mut Vec<String>) {
         if codes.iter().any(Option::is_none) || codes.windows(2).any(|w| w[0] != w[1]) {
             errs.push(format!("{owner}: `pageNo` and `pageSize` need the same page-limit `code`"));
         }
-        if let (Some(fam), Some(size)) = (family, ep.params.iter().find(|f| f.json == "pageSize")) {
-            if size.min.as_ref() != Some(&fam.page_size_min) || size.max.as_ref() != Some(&fam.page_size_max) {
-                errs.push(format!(
-                    "{owner}: `pageSize` must be bounded by its family's `{}` and `{}`",
-                    fam.page_size_min, fam.page_size_max
-                ));
-            }
+        if let (Some(fam), Some(size)) = (family, ep.params.iter().find(|f| f.json == "pageSize"))
+            && (size.min.as_ref() != Some(&fam.page_size_min) || size.max.as_ref() != Some(&fam.page_size_max))
+        {
+            errs.push(format!(
+                "{owner}: `pageSize` must be bounded by its family's `{}` and `{}`",
+                fam.page_size_min, fam.page_size_max
+            ));
         }
     }
 }

@@ -123,18 +123,18 @@ impl Config {
 ///
 /// There is deliberately no flag for it: a flag's value ends up in shell history and in the process list.
 pub fn secret(profile: &str, app_id: &str) -> Result<AppSecret, Failure> {
-    if let Ok(value) = std::env::var(SECRET_ENV) {
-        if !value.is_empty() {
-            return Ok(AppSecret::new(value));
-        }
+    if let Ok(value) = std::env::var(SECRET_ENV)
+        && !value.is_empty()
+    {
+        return Ok(AppSecret::new(value));
     }
     // Only prompt when a person can answer; a script without the variable fails at once instead of hanging.
     if std::io::stdin().is_terminal() {
         let prompt = format!("secret of app {app_id} (profile {profile}): ");
-        if let Ok(value) = rpassword::prompt_password(prompt) {
-            if !value.is_empty() {
-                return Ok(AppSecret::new(value));
-            }
+        if let Ok(value) = rpassword::prompt_password(prompt)
+            && !value.is_empty()
+        {
+            return Ok(AppSecret::new(value));
         }
     }
     Err(Failure::usage(format!("no secret for app {app_id} (profile {profile})"))

@@ -51,14 +51,14 @@ pub fn parse_stages(text: &str) -> Result<Vec<f64>, Failure> {
         if value == 0.0 {
             return Err(Failure::usage(format!("--stages {text:?}: a stage of 0% reaches no device")).hint(hint));
         }
-        if let Some(&before) = stages.last() {
-            if value <= before {
-                return Err(Failure::usage(format!(
-                    "--stages {text:?}: {} is not larger than the stage before it; stages are cumulative",
-                    part.trim()
-                ))
-                .hint(hint));
-            }
+        if let Some(&before) = stages.last()
+            && value <= before
+        {
+            return Err(Failure::usage(format!(
+                "--stages {text:?}: {} is not larger than the stage before it; stages are cumulative",
+                part.trim()
+            ))
+            .hint(hint));
         }
         stages.push(value);
     }

@@ -665,7 +665,7 @@ async fn soak(options: Options, counter: &EventCounter) -> Result<bool, BoxError
     for package in sim.packages() {
         let firmware = package.file_type == Some(FileType::FirmwarePackage);
         let devices: Vec<DeviceId> = sim.devices_for(package).map(|d| d.device_id.clone()).collect();
-        let wanted_firmware = pools.len() % 2 == 0;
+        let wanted_firmware = pools.len().is_multiple_of(2);
         let slot = pools.iter().position(|p| p.devices == devices);
         match slot {
             // Later packages of a kind are newer.
@@ -797,7 +797,7 @@ async fn soak(options: Options, counter: &EventCounter) -> Result<bool, BoxError
             workers.push(tokio::spawn(async move {
                 let mut n = c as u64;
                 while !stop.load(Ordering::Relaxed) {
-                    create(&apps[a], a, n % 2 == 0, n, &pools, &pairs, &tally).await;
+                    create(&apps[a], a, n.is_multiple_of(2), n, &pools, &pairs, &tally).await;
                     n += options.creators as u64;
                 }
             }));

@@ -306,10 +306,8 @@ impl Transport {
     /// registered with the runtime and cancelled again, about 400 instructions a call each). `check` is false
     /// for requests built by `iot-proto` from a checked base URL, which [`check_request`] would only parse again.
     pub(crate) async fn send_before(&self, req: Request<Vec<u8>>, caller: Option<Instant>, check: bool) -> Exchange {
-        if check {
-            if let Err(e) = check_request(&req) {
-                return Exchange::Done(Err(e));
-            }
+        if check && let Err(e) = check_request(&req) {
+            return Exchange::Done(Err(e));
         }
         // One deadline for the whole exchange; an absurdly long timeout simply means no deadline.
         let own = Instant::now().checked_add(self.request_timeout);
@@ -337,15 +335,14 @@ impl Transport {
         };
 
         let (parts, body) = response.into_parts();
-        if may_have_body(&method, parts.status) {
-            if let Some(len) = content_length(&parts.headers) {
-                if len > self.max_body_bytes as u64 {
-                    return Exchange::Done(Err(TransportError::BodyTooLarge {
-                        limit: self.max_body_bytes,
-                        content_length: Some(len),
-                    }));
-                }
-            }
+        if may_have_body(&method, parts.status)
+            && let Some(len) = content_length(&parts.headers)
+            && len > self.max_body_bytes as u64
+        {
+            return Exchange::Done(Err(TransportError::BodyTooLarge {
+                limit: self.max_body_bytes,
+                content_length: Some(len),
+            }));
         }
 
         let body = match within(timer.as_mut(), Limited::new(body, self.max_body_bytes).collect()).await {

@@ -163,13 +163,13 @@ pub fn parse_response<E: Endpoint, B: AsRef<[u8]>>(
             decode_json::<E::Response>(status, b"null")
         }
         ResponseKind::Json => E::read_answer(status, body).map_err(|mut e| {
-            if E::META.secret_response {
-                if let FromHttpResponseError::Decode(d) = &mut e {
-                    // The answer holds tokens: never quote it, not even in an error.
-                    d.body_excerpt = "[redacted: the answer carries tokens]".to_owned();
-                    // serde quotes offending values (a token sent as a number, say): keep only the path.
-                    d.message = "[redacted: the answer carries tokens]".to_owned();
-                }
+            if E::META.secret_response
+                && let FromHttpResponseError::Decode(d) = &mut e
+            {
+                // The answer holds tokens: never quote it, not even in an error.
+                d.body_excerpt = "[redacted: the answer carries tokens]".to_owned();
+                // serde quotes offending values (a token sent as a number, say): keep only the path.
+                d.message = "[redacted: the answer carries tokens]".to_owned();
             }
             e
         }),

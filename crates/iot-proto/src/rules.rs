@@ -73,12 +73,11 @@ pub(crate) fn operate_policy(p: &OperatePolicy, v: &mut Validator) {
 /// know the platform's clock, so this check is separate; the simulator runs it with its own `now`.
 pub fn policy_starts_in_future(p: &OperatePolicy, now: Timestamp) -> Result<(), crate::ValidationError> {
     let mut v = Validator::new();
-    if p.execute_type == Some(ExecuteType::Custom) {
-        if let Some(start) = p.start_time {
-            if start < now {
-                v.fail("policy.startTime", "must not be in the past", Some(ErrorCode::StartInPast));
-            }
-        }
+    if p.execute_type == Some(ExecuteType::Custom)
+        && let Some(start) = p.start_time
+        && start < now
+    {
+        v.fail("policy.startTime", "must not be in the past", Some(ErrorCode::StartInPast));
     }
     v.finish()
 }

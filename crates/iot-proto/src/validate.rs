@@ -50,21 +50,18 @@ impl Validator {
     /// Checks a string's length in characters.
     pub fn len(&mut self, field: &str, value: &str, min: Option<usize>, max: Option<usize>, code: Option<ErrorCode>) {
         let n = value.chars().count();
-        if let Some(min) = min {
-            if n < min {
-                let rule = if min == 1 {
-                    "must not be empty".to_owned()
-                } else {
-                    format!("must be at least {min} characters")
-                };
-                self.fail(field, rule, code);
-                return;
-            }
+        if let Some(min) = min
+            && n < min
+        {
+            let rule =
+                if min == 1 { "must not be empty".to_owned() } else { format!("must be at least {min} characters") };
+            self.fail(field, rule, code);
+            return;
         }
-        if let Some(max) = max {
-            if n > max {
-                self.fail(field, format!("must be at most {max} characters (got {n})"), code);
-            }
+        if let Some(max) = max
+            && n > max
+        {
+            self.fail(field, format!("must be at most {max} characters (got {n})"), code);
         }
     }
 

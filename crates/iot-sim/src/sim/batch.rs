@@ -44,14 +44,15 @@ struct CmdSub {
 impl CmdSub {
     /// The status at `now`, and whether a timeout is an expiry (the command was never sent).
     fn status(&self, now: Ms, deadline: Ms) -> (TaskDetailStatus, bool) {
-        if let Some((at, answer)) = &self.answer {
-            if *at < deadline && now >= *at {
-                let status = match answer {
-                    Answer::Output(_) => TaskDetailStatus::Success,
-                    Answer::Error(..) => TaskDetailStatus::Fail,
-                };
-                return (status, false);
-            }
+        if let Some((at, answer)) = &self.answer
+            && *at < deadline
+            && now >= *at
+        {
+            let status = match answer {
+                Answer::Output(_) => TaskDetailStatus::Success,
+                Answer::Error(..) => TaskDetailStatus::Fail,
+            };
+            return (status, false);
         }
         if now >= deadline {
             return (TaskDetailStatus::Timeout, self.sent.is_none_or(|s| s >= deadline));

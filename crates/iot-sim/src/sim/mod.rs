@@ -741,11 +741,11 @@ impl Simulator {
             }
         };
         self.calls += 1;
-        if let Some(n) = self.faults.fail_every_nth {
-            if self.calls % n.get() == 0 {
-                let e = ApiError::new(ErrorCode::InternalError, format!("injected fault: call {} fails", self.calls));
-                return server::error_response(&e);
-            }
+        if let Some(n) = self.faults.fail_every_nth
+            && self.calls.is_multiple_of(n.get())
+        {
+            let e = ApiError::new(ErrorCode::InternalError, format!("injected fault: call {} fails", self.calls));
+            return server::error_response(&e);
         }
         self.apply_versions(now);
         // One handler per endpoint (`Handlers`, generated): a new endpoint in the spec does not compile here
