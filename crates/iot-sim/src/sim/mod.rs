@@ -146,19 +146,20 @@
 
 mod auth;
 mod batch;
+mod paging;
 pub mod fleet;
 pub mod rng;
 mod upgrade;
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{ALLOW, HeaderValue};
-use iot_model::{AppId, AppSecret, CategoryInfo, DeviceId, FileType, OperateType, Timestamp};
+use iot_model::{AppId, AppSecret, CategoryInfo, DeviceId, FileType, OperateType, OperationId, TaskId, Timestamp};
 use iot_proto::pager::slice_page;
 use iot_proto::server::{self, RouteError, Router};
 use iot_proto::{
@@ -405,15 +406,27 @@ pub struct Simulator {
     router: Router,
     apps: Vec<AppState>,
     devices: Vec<Device>,
-    device_index: BTreeMap<DeviceId, usize>,
+    device_index: HashMap<DeviceId, usize>,
     packages: Vec<CategoryInfo>,
     upgrades: Vec<upgrade::UpgradeTask>,
+    /// Upgrade tasks by id, so a lookup does not scan the list.
+    upgrade_index: HashMap<OperationId, usize>,
+    /// The upgrade tasks each device is part of, in creation order (the `deviceId` filter of the task list).
+    upgrades_by_device: HashMap<DeviceId, Vec<u32>>,
+    /// Every upgrade task's status at the clock, kept current as tasks reach their fixed transition times.
+    upgrade_status: upgrade::StatusIndex,
     batches: Vec<batch::BatchTask>,
-    /// Version changes not yet applied, in the order they are due.
-    pending_versions: Vec<VersionEvent>,
+    /// Batch tasks by id.
+    batch_index: HashMap<TaskId, usize>,
+    /// Version changes not yet applied, keyed by due time, creation sequence and scheduling order, so changes
+    /// apply in a fixed order and scheduling one is O(log n) rather than an insert into a sorted `Vec`.
+    pending_versions: BTreeMap<(Ms, u64, u64), VersionEvent>,
+    /// Version changes scheduled so far, the tie-breaker of `pending_versions`.
+    scheduled_versions: u64,
     /// The stream ids and tokens are drawn from.
     ids: Rng,
-    issued_ids: BTreeSet<String>,
+    /// Every id issued, as the number its 24 hexadecimal digits spell: a sixth of the memory of the strings.
+    issued_ids: HashSet<u128>,
     next_seq: u64,
     clock: Ms,
     calls: u64,
@@ -573,13 +586,18 @@ impl Simulator {
             router: Router::new(),
             apps: Vec::new(),
             devices: Vec::new(),
-            device_index: BTreeMap::new(),
+            device_index: HashMap::new(),
             packages: Vec::new(),
             upgrades: Vec::new(),
+            upgrade_index: HashMap::new(),
+            upgrades_by_device: HashMap::new(),
+            upgrade_status: upgrade::StatusIndex::default(),
             batches: Vec::new(),
-            pending_versions: Vec::new(),
+            batch_index: HashMap::new(),
+            pending_versions: BTreeMap::new(),
+            scheduled_versions: 0,
             ids: Rng::derive(config.seed, &[0x1D5]),
-            issued_ids: BTreeSet::new(),
+            issued_ids: HashSet::new(),
             next_seq: 0,
             clock: 0,
             calls: 0,
@@ -865,21 +883,28 @@ impl Simulator {
     fn fresh_id(&mut self) -> String {
         loop {
             let id = self.ids.hex(24);
-            if self.issued_ids.insert(id.clone()) {
+            // 24 hexadecimal digits always fit; the string itself is kept by whoever the id is issued to.
+            let key = u128::from_str_radix(&id, 16).unwrap_or_default();
+            if self.issued_ids.insert(key) {
                 return id;
             }
         }
     }
 
     fn schedule_version(&mut self, event: VersionEvent) {
-        // Keep the list ordered by due time, creation order breaking ties, so changes apply in a fixed order.
-        let at = self.pending_versions.partition_point(|e| (e.at, e.seq) <= (event.at, event.seq));
-        self.pending_versions.insert(at, event);
+        // Ordered by due time, creation order breaking ties, then the order they were scheduled in.
+        self.scheduled_versions += 1;
+        self.pending_versions.insert((event.at, event.seq, self.scheduled_versions), event);
     }
 
+    /// Applies the version changes due by `now`, and moves the upgrade tasks whose status changes by `now`.
     fn apply_versions(&mut self, now: Ms) {
-        let due = self.pending_versions.partition_point(|e| e.at <= now);
-        for event in self.pending_versions.drain(..due) {
+        self.upgrade_status.advance(now, &self.upgrades);
+        while let Some(entry) = self.pending_versions.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let event = entry.remove();
             if let Some(d) = self.device_index.get(&event.device_id).and_then(|i| self.devices.get_mut(*i)) {
                 match event.file_type {
                     FileType::SoftwarePackage => d.software_version = event.version,
