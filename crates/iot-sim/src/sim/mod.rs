@@ -146,13 +146,14 @@
 
 mod auth;
 mod batch;
+mod fasthash;
 mod paging;
 pub mod fleet;
 pub mod rng;
 mod upgrade;
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::OnceLock;
@@ -171,6 +172,7 @@ use iot_proto::{
 pub use fleet::{Device, FleetSource, FleetSpec};
 
 use auth::AppState;
+use fasthash::{FastMap, FastSet};
 use rng::Rng;
 
 /// The appId of the app a default configuration has.
@@ -406,18 +408,18 @@ pub struct Simulator {
     router: Router,
     apps: Vec<AppState>,
     devices: Vec<Device>,
-    device_index: HashMap<DeviceId, usize>,
+    device_index: FastMap<DeviceId, usize>,
     packages: Vec<CategoryInfo>,
     upgrades: Vec<upgrade::UpgradeTask>,
     /// Upgrade tasks by id, so a lookup does not scan the list.
-    upgrade_index: HashMap<OperationId, usize>,
+    upgrade_index: FastMap<OperationId, usize>,
     /// The upgrade tasks each device is part of, in creation order (the `deviceId` filter of the task list).
-    upgrades_by_device: HashMap<DeviceId, Vec<u32>>,
+    upgrades_by_device: FastMap<DeviceId, Vec<u32>>,
     /// Every upgrade task's status at the clock, kept current as tasks reach their fixed transition times.
     upgrade_status: upgrade::StatusIndex,
     batches: Vec<batch::BatchTask>,
     /// Batch tasks by id.
-    batch_index: HashMap<TaskId, usize>,
+    batch_index: FastMap<TaskId, usize>,
     /// Version changes not yet applied, keyed by due time, creation sequence and scheduling order, so changes
     /// apply in a fixed order and scheduling one is O(log n) rather than an insert into a sorted `Vec`.
     pending_versions: BTreeMap<(Ms, u64, u64), VersionEvent>,
@@ -426,7 +428,7 @@ pub struct Simulator {
     /// The stream ids and tokens are drawn from.
     ids: Rng,
     /// Every id issued, as the number its 24 hexadecimal digits spell: a sixth of the memory of the strings.
-    issued_ids: HashSet<u128>,
+    issued_ids: FastSet<u128>,
     next_seq: u64,
     clock: Ms,
     calls: u64,
@@ -586,18 +588,18 @@ impl Simulator {
             router: Router::new(),
             apps: Vec::new(),
             devices: Vec::new(),
-            device_index: HashMap::new(),
+            device_index: FastMap::default(),
             packages: Vec::new(),
             upgrades: Vec::new(),
-            upgrade_index: HashMap::new(),
-            upgrades_by_device: HashMap::new(),
+            upgrade_index: FastMap::default(),
+            upgrades_by_device: FastMap::default(),
             upgrade_status: upgrade::StatusIndex::default(),
             batches: Vec::new(),
-            batch_index: HashMap::new(),
+            batch_index: FastMap::default(),
             pending_versions: BTreeMap::new(),
             scheduled_versions: 0,
             ids: Rng::derive(config.seed, &[0x1D5]),
-            issued_ids: HashSet::new(),
+            issued_ids: FastSet::default(),
             next_seq: 0,
             clock: 0,
             calls: 0,
@@ -606,6 +608,8 @@ impl Simulator {
             // Duplicates are documented as ignored.
             let _ = sim.add_app(app);
         }
+        sim.devices.reserve(fleet.devices.len());
+        sim.device_index.reserve(fleet.devices.len());
         for device in fleet.devices {
             let _ = sim.add_device(device);
         }
@@ -690,10 +694,11 @@ impl Simulator {
 
     /// Adds a device at the end of the fleet.
     pub fn add_device(&mut self, device: Device) -> Result<(), SimError> {
-        if self.device_index.contains_key(&device.device_id) {
+        // One probe of the index on the common path (a new device); a duplicate puts the old position back.
+        if let Some(old) = self.device_index.insert(device.device_id.clone(), self.devices.len()) {
+            self.device_index.insert(device.device_id.clone(), old);
             return Err(SimError::DuplicateDevice(device.device_id.to_string()));
         }
-        self.device_index.insert(device.device_id.clone(), self.devices.len());
         self.devices.push(device);
         Ok(())
     }
