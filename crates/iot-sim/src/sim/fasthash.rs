@@ -6,6 +6,8 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+use super::Device;
+
 /// The hasher; see the module documentation.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct FastHasher(u64);
@@ -66,10 +68,102 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefau
 /// A `HashSet` with [`FastHasher`].
 pub(crate) type FastSet<T> = std::collections::HashSet<T, BuildHasherDefault<FastHasher>>;
 
+/// The fleet's positions by device id: an open-addressing table of `u32` positions into the fleet, compared
+/// against the devices' own ids, so the index holds no copy of an id (8 bytes a device instead of about 100).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DeviceIndex {
+    slots: Vec<u32>,
+    len: usize,
+}
+
+/// A free slot of [`DeviceIndex`].
+const FREE: u32 = u32::MAX;
+
+impl DeviceIndex {
+    fn home(&self, id: &str) -> usize {
+        let mut h = FastHasher::default();
+        h.write(id.as_bytes());
+        (h.finish() as usize) & (self.slots.len() - 1)
+    }
+
+    /// The position of the device with this id in `devices`, the fleet the index was built over.
+    pub(crate) fn find(&self, devices: &[Device], id: &str) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(id);
+        loop {
+            let slot = *self.slots.get(i)?;
+            if slot == FREE {
+                return None;
+            }
+            if devices.get(slot as usize).is_some_and(|d| d.device_id.as_str() == id) {
+                return Some(slot as usize);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Makes room for `more` devices beyond `devices` without growing again.
+    pub(crate) fn reserve(&mut self, devices: &[Device], more: usize) {
+        let wanted = ((self.len + more) * 2).next_power_of_two().max(16);
+        if wanted > self.slots.len() {
+            self.slots = vec![FREE; wanted];
+            let len = self.len;
+            self.len = 0;
+            for pos in 0..len {
+                if let Some(d) = devices.get(pos) {
+                    self.place(d.device_id.as_str(), pos);
+                }
+            }
+        }
+    }
+
+    fn place(&mut self, id: &str, pos: usize) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(id);
+        while self.slots.get(i).is_some_and(|s| *s != FREE) {
+            i = (i + 1) & mask;
+        }
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = pos as u32;
+            self.len += 1;
+        }
+    }
+
+    /// Indexes `id` at position `pos` (the next one after `devices`); `false`, changing nothing, when the id is
+    /// already indexed. The table stays at most half full, so probes are short.
+    pub(crate) fn insert(&mut self, devices: &[Device], id: &str, pos: usize) -> bool {
+        if self.find(devices, id).is_some() {
+            return false;
+        }
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.reserve(devices, self.len.max(8));
+        }
+        self.place(id, pos);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::hash::{BuildHasher, Hash};
+
+    #[test]
+    fn the_device_index_finds_every_device_and_refuses_duplicates() {
+        let devices = super::super::FleetSpec::generate(3, 1000).devices;
+        let mut index = DeviceIndex::default();
+        for (pos, d) in devices.iter().enumerate() {
+            assert!(index.insert(&devices[..pos], d.device_id.as_str(), pos));
+        }
+        for (pos, d) in devices.iter().enumerate() {
+            assert_eq!(index.find(&devices, d.device_id.as_str()), Some(pos));
+            assert!(!index.insert(&devices, d.device_id.as_str(), devices.len()));
+        }
+        assert_eq!(index.find(&devices, "no-such-device"), None);
+    }
 
     #[test]
     fn equal_keys_hash_equal_and_near_keys_spread() {

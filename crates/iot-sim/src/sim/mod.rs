@@ -172,7 +172,7 @@ use iot_proto::{
 pub use fleet::{Device, FleetSource, FleetSpec};
 
 use auth::AppState;
-use fasthash::{FastMap, FastSet};
+use fasthash::{DeviceIndex, FastMap, FastSet};
 use rng::Rng;
 
 /// The appId of the app a default configuration has.
@@ -408,13 +408,14 @@ pub struct Simulator {
     router: Router,
     apps: Vec<AppState>,
     devices: Vec<Device>,
-    device_index: FastMap<DeviceId, usize>,
+    device_index: DeviceIndex,
     packages: Vec<CategoryInfo>,
     upgrades: Vec<upgrade::UpgradeTask>,
     /// Upgrade tasks by id, so a lookup does not scan the list.
     upgrade_index: FastMap<OperationId, usize>,
-    /// The upgrade tasks each device is part of, in creation order (the `deviceId` filter of the task list).
-    upgrades_by_device: FastMap<DeviceId, Vec<u32>>,
+    /// The upgrade tasks each device (by fleet position) is part of, in creation order (the `deviceId` filter of
+    /// the task list).
+    upgrades_by_device: FastMap<u32, Vec<u32>>,
     /// Every upgrade task's status at the clock, kept current as tasks reach their fixed transition times.
     upgrade_status: upgrade::StatusIndex,
     batches: Vec<batch::BatchTask>,
@@ -588,7 +589,7 @@ impl Simulator {
             router: Router::new(),
             apps: Vec::new(),
             devices: Vec::new(),
-            device_index: FastMap::default(),
+            device_index: DeviceIndex::default(),
             packages: Vec::new(),
             upgrades: Vec::new(),
             upgrade_index: FastMap::default(),
@@ -609,7 +610,7 @@ impl Simulator {
             let _ = sim.add_app(app);
         }
         sim.devices.reserve(fleet.devices.len());
-        sim.device_index.reserve(fleet.devices.len());
+        sim.device_index.reserve(&sim.devices, fleet.devices.len());
         for device in fleet.devices {
             let _ = sim.add_device(device);
         }
@@ -647,8 +648,12 @@ impl Simulator {
 
     /// One device by id.
     pub fn device(&self, device_id: &str) -> Option<&Device> {
-        let id = DeviceId::new(device_id).ok()?;
-        self.device_index.get(&id).and_then(|i| self.devices.get(*i))
+        self.device_position(device_id).and_then(|i| self.devices.get(i))
+    }
+
+    /// The position of a device in the fleet.
+    fn device_position(&self, device_id: &str) -> Option<usize> {
+        self.device_index.find(&self.devices, device_id)
     }
 
     /// The version packages, in the order they were added.
@@ -695,8 +700,7 @@ impl Simulator {
     /// Adds a device at the end of the fleet.
     pub fn add_device(&mut self, device: Device) -> Result<(), SimError> {
         // One probe of the index on the common path (a new device); a duplicate puts the old position back.
-        if let Some(old) = self.device_index.insert(device.device_id.clone(), self.devices.len()) {
-            self.device_index.insert(device.device_id.clone(), old);
+        if !self.device_index.insert(&self.devices, device.device_id.as_str(), self.devices.len()) {
             return Err(SimError::DuplicateDevice(device.device_id.to_string()));
         }
         self.devices.push(device);
@@ -910,7 +914,7 @@ impl Simulator {
                 break;
             }
             let event = entry.remove();
-            if let Some(d) = self.device_index.get(&event.device_id).and_then(|i| self.devices.get_mut(*i)) {
+            if let Some(d) = self.device_position(event.device_id.as_str()).and_then(|i| self.devices.get_mut(i)) {
                 match event.file_type {
                     FileType::SoftwarePackage => d.software_version = event.version,
                     _ => d.firmware_version = event.version,

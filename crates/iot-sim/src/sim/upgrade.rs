@@ -522,7 +522,9 @@ impl Simulator {
         }
         let position = self.upgrades.len();
         for sub in &subs {
-            self.upgrades_by_device.entry(sub.device_id.clone()).or_default().push(position as u32);
+            if let Some(device) = self.device_position(sub.device_id.as_str()) {
+                self.upgrades_by_device.entry(device as u32).or_default().push(position as u32);
+            }
         }
         let timeline = Timeline::new(&subs);
         let task = UpgradeTask {
@@ -614,7 +616,10 @@ impl Simulator {
         let w = PageWindow::new(q.page_no, q.page_size, UPGRADE_PAGING);
         let status_ok = |i: usize| q.operation_status.as_ref().is_none_or(|st| *st == self.upgrade_status.status(i));
         let (total, positions): (u64, Vec<usize>) = if let Some(device) = &q.device_id {
-            let own = self.upgrades_by_device.get(device).map_or(&[][..], Vec::as_slice);
+            let own = self
+                .device_position(device.as_str())
+                .and_then(|d| self.upgrades_by_device.get(&(d as u32)))
+                .map_or(&[][..], Vec::as_slice);
             w.filter(own.iter().map(|i| *i as usize), |i| {
                 status_ok(*i) && self.upgrades.get(*i).is_some_and(|t| t.matches_kind(q))
             })
