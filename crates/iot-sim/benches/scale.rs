@@ -71,15 +71,17 @@ impl Bench {
         serde_json::from_slice(resp.body()).unwrap_or_default()
     }
 
-    /// A firmware package and the ids of the devices it fits.
-    fn firmware(&self) -> (String, Vec<String>) {
+    /// A firmware package and the ids of the first `limit` devices it fits. Only as many as needed: half a
+    /// million id copies freed after setup would leave the heap fragmented and charge glibc's consolidation of
+    /// the holes to every later query.
+    fn firmware(&self, limit: usize) -> (String, Vec<String>) {
         let p = self
             .sim
             .packages()
             .iter()
             .find(|p| p.file_type == Some(iot_model::FileType::FirmwarePackage) && self.sim.devices_for(p).count() > 0)
             .unwrap();
-        (p.file_id.to_string(), self.sim.devices_for(p).map(|d| d.device_id.to_string()).collect())
+        (p.file_id.to_string(), self.sim.devices_for(p).take(limit).map(|d| d.device_id.to_string()).collect())
     }
 
     fn upgrade_devices(&mut self, file_id: &str, devices: &[String]) -> String {
@@ -136,7 +138,7 @@ fn page(kind: &str, size: usize, reps: usize) {
     let (mut b, path) = match kind {
         "fleet" | "fleet-device" => {
             let mut b = Bench::new(size);
-            let (file, devices) = b.firmware();
+            let (file, devices) = b.firmware(100);
             for i in 0..100 {
                 b.upgrade_devices(&file, &devices[i % devices.len()..=i % devices.len()]);
             }
@@ -149,7 +151,7 @@ fn page(kind: &str, size: usize, reps: usize) {
         }
         "tasks" | "tasks-status" | "task" => {
             let mut b = Bench::new(1000);
-            let (file, devices) = b.firmware();
+            let (file, devices) = b.firmware(1000);
             let mut last = String::new();
             for i in 0..size {
                 last = b.upgrade_devices(&file, &devices[i % devices.len()..=i % devices.len()]);
@@ -235,7 +237,7 @@ fn memory(devices: usize, tasks: usize) {
     let base = rss_kib();
     let mut b = Bench::new(devices);
     let fleet = rss_kib();
-    let (file, ids) = b.firmware();
+    let (file, ids) = b.firmware(tasks * 256 + 256);
     let before_tasks = rss_kib();
     for i in 0..tasks {
         let from = (i * 256) % ids.len().saturating_sub(256).max(1);
