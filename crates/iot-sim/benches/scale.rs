@@ -163,7 +163,7 @@ fn page(kind: &str, size: usize, reps: usize) {
             let path = match kind {
                 "tasks" => format!("/iodm/northbound/v1.5.0/operations?pageSize=100&pageNo={mid}"),
                 "tasks-status" => {
-                    format!("/iodm/northbound/v1.5.0/operations?pageSize=100&pageNo=0&operationStatus=success")
+                    format!("/iodm/northbound/v1.5.0/operations?pageSize=100&pageNo={mid}&operationStatus=success")
                 }
                 _ => format!("/iodm/northbound/v1.5.0/operations/{last}"),
             };

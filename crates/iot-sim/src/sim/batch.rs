@@ -176,7 +176,14 @@ impl BatchTask {
         let success = count_by(&t.successes, now);
         let fail = count_by(&t.failures, now);
         if now >= self.deadline {
-            return Counts { pending: 0, wait_result: 0, success, fail, timeout: total - success - fail, expired: t.expired };
+            return Counts {
+                pending: 0,
+                wait_result: 0,
+                success,
+                fail,
+                timeout: total - success - fail,
+                expired: t.expired,
+            };
         }
         // Every answered command was sent no later than its answer, so it is among the sent ones.
         let sent = count_by(&t.sent, now);

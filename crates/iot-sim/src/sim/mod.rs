@@ -147,8 +147,8 @@
 mod auth;
 mod batch;
 mod fasthash;
-mod paging;
 pub mod fleet;
+mod paging;
 pub mod rng;
 mod upgrade;
 

@@ -241,7 +241,8 @@ impl Timeline {
             }
             t.last_end = t.last_end.max(sub.end);
         }
-        for list in [&mut t.starts, &mut t.successes, &mut t.started_failures, &mut t.unstarted_failures, &mut t.timeouts]
+        for list in
+            [&mut t.starts, &mut t.successes, &mut t.started_failures, &mut t.unstarted_failures, &mut t.timeouts]
         {
             list.sort_unstable();
             list.shrink_to_fit();
@@ -640,7 +641,9 @@ impl Simulator {
                 },
             }
         } else {
-            w.filter(0..self.upgrades.len(), |i| status_ok(*i) && self.upgrades.get(*i).is_some_and(|t| t.matches_kind(q)))
+            w.filter(0..self.upgrades.len(), |i| {
+                status_ok(*i) && self.upgrades.get(*i).is_some_and(|t| t.matches_kind(q))
+            })
         };
         let items = positions.into_iter().filter_map(|i| self.upgrades.get(i)).map(|t| t.info(now)).collect();
         OperationPage::from_items(w.page_no, w.page_size, total, items)
@@ -655,7 +658,10 @@ impl Simulator {
             None => w.range(task.subs.len() as u64),
             Some(want) => {
                 let total = task.count_in(want, now);
-                (total, w.first_matches(total, task.subs.iter().enumerate(), |(_, s)| s.status(now) == *want, |(i, _)| i))
+                (
+                    total,
+                    w.first_matches(total, task.subs.iter().enumerate(), |(_, s)| s.status(now) == *want, |(i, _)| i),
+                )
             }
         };
         let items = positions.into_iter().filter_map(|i| task.subs.get(i)).map(|s| task.sub_info(s, now)).collect();

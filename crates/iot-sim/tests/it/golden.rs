@@ -54,13 +54,8 @@ fn transcript() -> Vec<u8> {
         .find(|p| p.file_type == Some(iot_model::FileType::FirmwarePackage) && sim.devices_for(p).count() > 0)
         .unwrap()
         .clone();
-    let software = sim
-        .packages()
-        .iter()
-        .filter(|p| p.file_type == Some(iot_model::FileType::SoftwarePackage))
-        .last()
-        .unwrap()
-        .clone();
+    let software =
+        sim.packages().iter().rfind(|p| p.file_type == Some(iot_model::FileType::SoftwarePackage)).unwrap().clone();
     let fits: Vec<String> = sim.devices_for(&firmware).take(40).map(|d| d.device_id.to_string()).collect();
     let online: Vec<String> = sim.devices_for(&firmware).skip(40).take(12).map(|d| d.device_id.to_string()).collect();
     let (sw_type, sw_model, sw_maker) = (
@@ -123,7 +118,13 @@ fn transcript() -> Vec<u8> {
     let mut batches = Vec::new();
     for (timeout, param) in [
         (10, r#"{"type":"Broadcast",CMD}"#.to_owned()),
-        (11, format!(r#"{{"type":"DeviceList","deviceList":["no-such-device",{}],CMD}}"#, &list_json[1..list_json.len() - 1])),
+        (
+            11,
+            format!(
+                r#"{{"type":"DeviceList","deviceList":["no-such-device",{}],CMD}}"#,
+                &list_json[1..list_json.len() - 1]
+            ),
+        ),
         (30, format!(r#"{{"type":"DeviceType","deviceType":"{}","model":"{}",CMD}}"#, dev0.device_type, dev0.model)),
         (20, r#"{"type":"GroupList","groupList":["south","pilot"],CMD}"#.to_owned()),
     ] {
