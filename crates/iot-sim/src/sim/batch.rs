@@ -334,7 +334,12 @@ impl Simulator {
             self.devices.iter().filter(|d| pred(d)).map(|d| d.device_id.clone()).collect()
         };
         let selected = match &p.kind {
-            DeviceCmdType::DeviceList => p.device_list.clone().unwrap_or_default(),
+            DeviceCmdType::DeviceList => {
+                // Only a list given by the caller can repeat an id; the fleet's are unique.
+                let mut seen = BTreeSet::new();
+                let list = p.device_list.as_deref().unwrap_or_default();
+                return Ok(list.iter().filter(|id| seen.insert(*id)).cloned().collect());
+            }
             DeviceCmdType::DeviceType => {
                 let t = p.device_type.as_deref().unwrap_or_default();
                 let model = p.model.as_deref().filter(|m| !m.is_empty());
@@ -360,8 +365,7 @@ impl Simulator {
                 ));
             }
         };
-        let mut seen = BTreeSet::new();
-        Ok(selected.into_iter().filter(|id| seen.insert(id.clone())).collect())
+        Ok(selected)
     }
 
     /// Every batch task's id, owning app and name, in creation order: the platform's own record, read without a
