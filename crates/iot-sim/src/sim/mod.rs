@@ -160,7 +160,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{ALLOW, HeaderValue};
-use iot_model::{AppId, AppSecret, CategoryInfo, DeviceId, FileType, OperateType, OperationId, TaskId, Timestamp};
+use iot_model::{AppId, AppSecret, CategoryInfo, FileType, OperateType, OperationId, TaskId, Timestamp};
 use iot_proto::pager::slice_page;
 use iot_proto::server::{self, RouteError, Router};
 use iot_proto::{
@@ -391,9 +391,12 @@ pub struct StateSize {
 struct VersionEvent {
     at: Ms,
     seq: u64,
-    device_id: DeviceId,
+    /// The device's position in the fleet.
+    device: usize,
     file_type: FileType,
-    version: String,
+    /// The version, one string shared by every event of the task: applying an event frees nothing, so half a
+    /// million applied changes do not leave the heap in holes.
+    version: std::sync::Arc<str>,
 }
 
 /// The simulated platform.
@@ -914,11 +917,14 @@ impl Simulator {
                 break;
             }
             let event = entry.remove();
-            if let Some(d) = self.device_position(event.device_id.as_str()).and_then(|i| self.devices.get_mut(i)) {
-                match event.file_type {
-                    FileType::SoftwarePackage => d.software_version = event.version,
-                    _ => d.firmware_version = event.version,
-                }
+            if let Some(d) = self.devices.get_mut(event.device) {
+                let running = match event.file_type {
+                    FileType::SoftwarePackage => &mut d.software_version,
+                    _ => &mut d.firmware_version,
+                };
+                // Written into the device's own string, which keeps its buffer when the new version fits.
+                running.clear();
+                running.push_str(&event.version);
             }
         }
     }

@@ -497,6 +497,7 @@ impl Simulator {
             _ => (now, "queued for delivery to the device"),
         };
         let mut subs = Vec::with_capacity(devices.len());
+        let new_version: std::sync::Arc<str> = package.version.clone().unwrap_or_default().into();
         for (i, device) in devices.into_iter().enumerate() {
             let mut rng = Rng::derive(self.seed, &[UPGRADE_STREAM, seq, i as u64]);
             let first_start = match execute {
@@ -511,13 +512,15 @@ impl Simulator {
             let source_version =
                 self.device(device.as_str()).map(|d| d.version_for(&wanted).to_owned()).unwrap_or_default();
             if failure.is_none() {
-                self.schedule_version(VersionEvent {
-                    at: end,
-                    seq,
-                    device_id: device.clone(),
-                    file_type: wanted.clone(),
-                    version: package.version.clone().unwrap_or_default(),
-                });
+                if let Some(position) = self.device_position(device.as_str()) {
+                    self.schedule_version(VersionEvent {
+                        at: end,
+                        seq,
+                        device: position,
+                        file_type: wanted.clone(),
+                        version: new_version.clone(),
+                    });
+                }
             }
             subs.push(SubTask { id: sub_id, device_id: device, source_version, waiting_for, attempts, end, failure });
         }
