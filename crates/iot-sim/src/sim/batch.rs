@@ -2,15 +2,16 @@
 //! creation, and the views the queries answer.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use iot_model::{
     AppId, BatchSelect, BatchTaskInfo, BatchTaskRequest, BatchTaskStatus, BatchTaskType, CommandId,
     CreateBatchTaskResponse, DeviceCmdParam, DeviceCmdType, DeviceId, Json, JsonMap, Tag, TaskDetail, TaskDetailPage,
     TaskDetailStatus, TaskId,
 };
-use iot_proto::pager::slice_page;
 use iot_proto::{ApiError, BATCH_PAGING, ErrorCode, Page, QueryBatchTask, QueryTaskDetails};
 
+use super::paging::PageWindow;
 use super::rng::Rng;
 use super::{Ms, Simulator, codes, timestamp};
 
@@ -26,7 +27,8 @@ const ANSWER: (Ms, Ms) = (2_000, 90_000);
 /// How a device answers a command.
 #[derive(Clone, Debug)]
 enum Answer {
-    Output(String),
+    /// The command's output, one string shared by every subtask of the task.
+    Output(Arc<str>),
     Error(&'static str, &'static str),
 }
 
@@ -70,7 +72,7 @@ impl CmdSub {
         param.insert("commandId".to_owned(), Json::String(self.command_id.to_string()));
         let mut detail = TaskDetail::new().with_status(status.clone()).with_param(param);
         match (status, &self.answer) {
-            (TaskDetailStatus::Success, Some((_, Answer::Output(out)))) => detail.output = Some(out.clone()),
+            (TaskDetailStatus::Success, Some((_, Answer::Output(out)))) => detail.output = Some(out.to_string()),
             (TaskDetailStatus::Fail, Some((_, Answer::Error(code, desc)))) => {
                 detail.error = Some(error_text(code, desc))
             }
@@ -93,6 +95,59 @@ fn error_text(code: &str, desc: &str) -> String {
     serde_json::to_string(&body).unwrap_or_default()
 }
 
+/// The times a batch task's subtasks change state, each list sorted, fixed at creation: the counters at any
+/// time are binary searches instead of a pass over every subtask.
+#[derive(Clone, Debug, Default)]
+struct Timeline {
+    /// When each command that is ever sent is sent.
+    sent: Vec<Ms>,
+    /// When each command answered with an output before the deadline is answered.
+    successes: Vec<Ms>,
+    /// When each command answered with an error before the deadline is answered.
+    failures: Vec<Ms>,
+    /// Commands never sent before the deadline: they count as expired once it passes.
+    expired: u64,
+}
+
+impl Timeline {
+    fn new(subs: &[CmdSub], deadline: Ms) -> Self {
+        let mut t = Self::default();
+        for sub in subs {
+            if let Some(s) = sub.sent {
+                t.sent.push(s);
+            }
+            match &sub.answer {
+                Some((at, Answer::Output(_))) if *at < deadline => t.successes.push(*at),
+                Some((at, Answer::Error(..))) if *at < deadline => t.failures.push(*at),
+                _ => {}
+            }
+            if sub.sent.is_none_or(|s| s >= deadline) {
+                t.expired += 1;
+            }
+        }
+        for list in [&mut t.sent, &mut t.successes, &mut t.failures] {
+            list.sort_unstable();
+            list.shrink_to_fit();
+        }
+        t
+    }
+}
+
+/// How many of the sorted times are at or before `now`.
+fn count_by(times: &[Ms], now: Ms) -> u64 {
+    times.partition_point(|t| *t <= now) as u64
+}
+
+/// A batch task's counters at one moment.
+struct Counts {
+    pending: u64,
+    wait_result: u64,
+    success: u64,
+    fail: u64,
+    timeout: u64,
+    expired: u64,
+}
+
 /// A batch task.
 #[derive(Clone, Debug)]
 pub(crate) struct BatchTask {
@@ -106,6 +161,7 @@ pub(crate) struct BatchTask {
     param: JsonMap<String, Json>,
     tags: Option<Vec<Tag>>,
     subs: Vec<CmdSub>,
+    timeline: Timeline,
 }
 
 impl BatchTask {
@@ -113,20 +169,42 @@ impl BatchTask {
         self.subs.len()
     }
 
-    fn info(&self, now: Ms, with_tags: bool) -> BatchTaskInfo {
-        let (mut pending, mut success, mut fail, mut timeout, mut expired) = (0u64, 0u64, 0u64, 0u64, 0u64);
-        for sub in &self.subs {
-            match sub.status(now, self.deadline) {
-                (TaskDetailStatus::Pending, _) => pending += 1,
-                (TaskDetailStatus::Success, _) => success += 1,
-                (TaskDetailStatus::Fail, _) => fail += 1,
-                (TaskDetailStatus::Timeout, was_expired) => {
-                    timeout += 1;
-                    expired += u64::from(was_expired);
-                }
-                _ => {}
-            }
+    /// The counters at `now`, from the timeline: an answer before the deadline settles a subtask; at the deadline
+    /// every other one times out; before it, a sent command waits for its result and an unsent one is pending.
+    fn counts(&self, now: Ms) -> Counts {
+        let t = &self.timeline;
+        let total = self.subs.len() as u64;
+        let success = count_by(&t.successes, now);
+        let fail = count_by(&t.failures, now);
+        if now >= self.deadline {
+            return Counts {
+                pending: 0,
+                wait_result: 0,
+                success,
+                fail,
+                timeout: total - success - fail,
+                expired: t.expired,
+            };
         }
+        // Every answered command was sent no later than its answer, so it is among the sent ones.
+        let sent = count_by(&t.sent, now);
+        Counts { pending: total - sent, wait_result: sent - success - fail, success, fail, timeout: 0, expired: 0 }
+    }
+
+    fn count_in(&self, status: &TaskDetailStatus, now: Ms) -> u64 {
+        let c = self.counts(now);
+        match status {
+            TaskDetailStatus::Pending => c.pending,
+            TaskDetailStatus::WaitResult => c.wait_result,
+            TaskDetailStatus::Success => c.success,
+            TaskDetailStatus::Fail => c.fail,
+            TaskDetailStatus::Timeout => c.timeout,
+            _ => 0,
+        }
+    }
+
+    fn info(&self, now: Ms, with_tags: bool) -> BatchTaskInfo {
+        let Counts { pending, success, fail, timeout, expired, .. } = self.counts(now);
         let total = self.subs.len() as u64;
         let complete = success + fail + timeout;
         let status = if complete == total {
@@ -204,7 +282,7 @@ impl Simulator {
             o.insert("resultCode".to_owned(), Json::String("SUCCESSFUL".to_owned()));
             o.insert("serviceId".to_owned(), Json::String(param.command.service_id.clone()));
             o.insert("method".to_owned(), Json::String(param.command.method.clone()));
-            Json::Object(o).to_string()
+            Arc::<str>::from(Json::Object(o).to_string())
         };
         let mut subs = Vec::with_capacity(devices.len());
         for (i, device_id) in devices.into_iter().enumerate() {
@@ -233,6 +311,8 @@ impl Simulator {
             };
             subs.push(CmdSub { device_id, command_id, sent, answer });
         }
+        let timeline = Timeline::new(&subs, deadline);
+        self.batch_index.insert(id.clone(), self.batches.len());
         self.batches.push(BatchTask {
             id: id.clone(),
             app_id: caller.clone(),
@@ -244,6 +324,7 @@ impl Simulator {
             param: body.param,
             tags: body.tags,
             subs,
+            timeline,
         });
         Ok(CreateBatchTaskResponse::new(id))
     }
@@ -254,7 +335,12 @@ impl Simulator {
             self.devices.iter().filter(|d| pred(d)).map(|d| d.device_id.clone()).collect()
         };
         let selected = match &p.kind {
-            DeviceCmdType::DeviceList => p.device_list.clone().unwrap_or_default(),
+            DeviceCmdType::DeviceList => {
+                // Only a list given by the caller can repeat an id; the fleet's are unique.
+                let mut seen = BTreeSet::new();
+                let list = p.device_list.as_deref().unwrap_or_default();
+                return Ok(list.iter().filter(|id| seen.insert(*id)).cloned().collect());
+            }
             DeviceCmdType::DeviceType => {
                 let t = p.device_type.as_deref().unwrap_or_default();
                 let model = p.model.as_deref().filter(|m| !m.is_empty());
@@ -280,8 +366,7 @@ impl Simulator {
                 ));
             }
         };
-        let mut seen = BTreeSet::new();
-        Ok(selected.into_iter().filter(|id| seen.insert(id.clone())).collect())
+        Ok(selected)
     }
 
     /// Every batch task's id, owning app and name, in creation order: the platform's own record, read without a
@@ -293,13 +378,15 @@ impl Simulator {
     /// The command ids of a batch task's subtasks in listing order, read without a request; `None` for an
     /// unknown task.
     pub fn batch_command_ids(&self, id: &TaskId) -> Option<Vec<CommandId>> {
-        self.batches.iter().find(|t| t.id == *id).map(|t| t.subs.iter().map(|s| s.command_id.clone()).collect())
+        let task = self.batch_index.get(id).and_then(|i| self.batches.get(*i))?;
+        Some(task.subs.iter().map(|s| s.command_id.clone()).collect())
     }
 
     fn batch(&self, caller: &AppId, id: &TaskId) -> Result<&BatchTask, ApiError> {
-        self.batches
-            .iter()
-            .find(|t| t.id == *id && t.app_id == *caller)
+        self.batch_index
+            .get(id)
+            .and_then(|i| self.batches.get(*i))
+            .filter(|t| t.app_id == *caller)
             .ok_or_else(|| ApiError::new(ErrorCode::BatchTaskNotFound, format!("batch task {id} does not exist")))
     }
 
@@ -317,20 +404,29 @@ impl Simulator {
     ) -> Result<TaskDetailPage, ApiError> {
         self.check_acting_app(caller, q.app_id.as_ref())?;
         let task = self.batch(caller, &q.task_id)?;
-        // Command subtasks have no index or node id, so those filters (meant for registration tasks) match none.
-        let registration_filter = q.index.is_some() || q.node_id.is_some();
-        let matching: Vec<&CmdSub> = task
-            .subs
-            .iter()
-            .filter(|_| !registration_filter)
-            .filter(|s| q.device_id.as_ref().is_none_or(|d| *d == s.device_id))
-            .filter(|s| q.command_id.as_ref().is_none_or(|c| *c == s.command_id))
-            .filter(|s| q.status.as_ref().is_none_or(|want| *want == s.status(now, task.deadline).0))
-            .collect();
-        let (page_no, page_size, total, items) = slice_page(matching, q.page_no, q.page_size, BATCH_PAGING);
+        let w = PageWindow::new(q.page_no, q.page_size, BATCH_PAGING);
+        let status_ok = |s: &&CmdSub| q.status.as_ref().is_none_or(|want| *want == s.status(now, task.deadline).0);
+        let (total, items): (u64, Vec<&CmdSub>) = if q.index.is_some() || q.node_id.is_some() {
+            // Command subtasks have no index or node id, so those filters (meant for registration tasks) match none.
+            (0, Vec::new())
+        } else if q.device_id.is_some() || q.command_id.is_some() {
+            // A task holds each device once and each command id is issued once, so the first match is the only one.
+            let found = task
+                .subs
+                .iter()
+                .filter(|s| q.device_id.as_ref().is_none_or(|d| *d == s.device_id))
+                .find(|s| q.command_id.as_ref().is_none_or(|c| *c == s.command_id));
+            w.filter(found.into_iter(), status_ok)
+        } else if let Some(want) = &q.status {
+            let total = task.count_in(want, now);
+            (total, w.first_matches(total, task.subs.iter(), status_ok, |s| s))
+        } else {
+            let (total, positions) = w.range(task.subs.len() as u64);
+            (total, positions.into_iter().filter_map(|i| task.subs.get(i)).collect())
+        };
         Ok(TaskDetailPage::from_items(
-            page_no,
-            page_size,
+            w.page_no,
+            w.page_size,
             total,
             items.into_iter().map(|s| s.detail(now, task.deadline)).collect(),
         ))

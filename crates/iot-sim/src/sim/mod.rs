@@ -146,12 +146,14 @@
 
 mod auth;
 mod batch;
+mod fasthash;
 pub mod fleet;
+mod paging;
 pub mod rng;
 mod upgrade;
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::OnceLock;
@@ -160,8 +162,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{ALLOW, HeaderValue};
 use iot_model::{
     AppId, AppSecret, AuthToken, BatchTaskInfo, CategoryInfo, CategoryPage, CreateBatchTaskResponse,
-    CreateUpgradeTaskResponse, DeviceId, FileType, OperateType, OperationInfo, OperationPage, SubOperationPage,
-    TaskDetailPage, Timestamp,
+    CreateUpgradeTaskResponse, FileType, OperateType, OperationId, OperationInfo, OperationPage, SubOperationPage,
+    TaskDetailPage, TaskId, Timestamp,
 };
 use iot_proto::pager::slice_page;
 use iot_proto::server::{self, RouteError, Router};
@@ -175,6 +177,7 @@ use iot_proto::{
 pub use fleet::{Device, FleetSource, FleetSpec};
 
 use auth::AppState;
+use fasthash::{DeviceIndex, FastMap, FastSet};
 use rng::Rng;
 
 /// The appId of the app a default configuration has.
@@ -379,9 +382,12 @@ pub struct StateSize {
 struct VersionEvent {
     at: Ms,
     seq: u64,
-    device_id: DeviceId,
+    /// The device's position in the fleet.
+    device: usize,
     file_type: FileType,
-    version: String,
+    /// The version, one string shared by every event of the task: applying an event frees nothing, so half a
+    /// million applied changes do not leave the heap in holes.
+    version: std::sync::Arc<str>,
 }
 
 /// The simulated platform.
@@ -396,15 +402,28 @@ pub struct Simulator {
     router: Router,
     apps: Vec<AppState>,
     devices: Vec<Device>,
-    device_index: BTreeMap<DeviceId, usize>,
+    device_index: DeviceIndex,
     packages: Vec<CategoryInfo>,
     upgrades: Vec<upgrade::UpgradeTask>,
+    /// Upgrade tasks by id, so a lookup does not scan the list.
+    upgrade_index: FastMap<OperationId, usize>,
+    /// The upgrade tasks each device (by fleet position) is part of, in creation order (the `deviceId` filter of
+    /// the task list).
+    upgrades_by_device: FastMap<u32, Vec<u32>>,
+    /// Every upgrade task's status at the clock, kept current as tasks reach their fixed transition times.
+    upgrade_status: upgrade::StatusIndex,
     batches: Vec<batch::BatchTask>,
-    /// Version changes not yet applied, in the order they are due.
-    pending_versions: Vec<VersionEvent>,
+    /// Batch tasks by id.
+    batch_index: FastMap<TaskId, usize>,
+    /// Version changes not yet applied, keyed by due time, creation sequence and scheduling order, so changes
+    /// apply in a fixed order and scheduling one is O(log n) rather than an insert into a sorted `Vec`.
+    pending_versions: BTreeMap<(Ms, u64, u64), VersionEvent>,
+    /// Version changes scheduled so far, the tie-breaker of `pending_versions`.
+    scheduled_versions: u64,
     /// The stream ids and tokens are drawn from.
     ids: Rng,
-    issued_ids: BTreeSet<String>,
+    /// Every id issued, as the number its 24 hexadecimal digits spell: a sixth of the memory of the strings.
+    issued_ids: FastSet<u128>,
     next_seq: u64,
     clock: Ms,
     calls: u64,
@@ -548,13 +567,18 @@ impl Simulator {
             router: Router::new(),
             apps: Vec::new(),
             devices: Vec::new(),
-            device_index: BTreeMap::new(),
+            device_index: DeviceIndex::default(),
             packages: Vec::new(),
             upgrades: Vec::new(),
+            upgrade_index: FastMap::default(),
+            upgrades_by_device: FastMap::default(),
+            upgrade_status: upgrade::StatusIndex::default(),
             batches: Vec::new(),
-            pending_versions: Vec::new(),
+            batch_index: FastMap::default(),
+            pending_versions: BTreeMap::new(),
+            scheduled_versions: 0,
             ids: Rng::derive(config.seed, &[0x1D5]),
-            issued_ids: BTreeSet::new(),
+            issued_ids: FastSet::default(),
             next_seq: 0,
             clock: 0,
             calls: 0,
@@ -563,6 +587,8 @@ impl Simulator {
             // Duplicates are documented as ignored.
             let _ = sim.add_app(app);
         }
+        sim.devices.reserve(fleet.devices.len());
+        sim.device_index.reserve(&sim.devices, fleet.devices.len());
         for device in fleet.devices {
             let _ = sim.add_device(device);
         }
@@ -600,8 +626,12 @@ impl Simulator {
 
     /// One device by id.
     pub fn device(&self, device_id: &str) -> Option<&Device> {
-        let id = DeviceId::new(device_id).ok()?;
-        self.device_index.get(&id).and_then(|i| self.devices.get(*i))
+        self.device_position(device_id).and_then(|i| self.devices.get(i))
+    }
+
+    /// The position of a device in the fleet.
+    fn device_position(&self, device_id: &str) -> Option<usize> {
+        self.device_index.find(&self.devices, device_id)
     }
 
     /// The version packages, in the order they were added.
@@ -647,10 +677,10 @@ impl Simulator {
 
     /// Adds a device at the end of the fleet.
     pub fn add_device(&mut self, device: Device) -> Result<(), SimError> {
-        if self.device_index.contains_key(&device.device_id) {
+        // One probe of the index on the common path (a new device); a duplicate puts the old position back.
+        if !self.device_index.insert(&self.devices, device.device_id.as_str(), self.devices.len()) {
             return Err(SimError::DuplicateDevice(device.device_id.to_string()));
         }
-        self.device_index.insert(device.device_id.clone(), self.devices.len());
         self.devices.push(device);
         Ok(())
     }
@@ -768,26 +798,36 @@ impl Simulator {
     fn fresh_id(&mut self) -> String {
         loop {
             let id = self.ids.hex(24);
-            if self.issued_ids.insert(id.clone()) {
+            // 24 hexadecimal digits always fit; the string itself is kept by whoever the id is issued to.
+            let key = u128::from_str_radix(&id, 16).unwrap_or_default();
+            if self.issued_ids.insert(key) {
                 return id;
             }
         }
     }
 
     fn schedule_version(&mut self, event: VersionEvent) {
-        // Keep the list ordered by due time, creation order breaking ties, so changes apply in a fixed order.
-        let at = self.pending_versions.partition_point(|e| (e.at, e.seq) <= (event.at, event.seq));
-        self.pending_versions.insert(at, event);
+        // Ordered by due time, creation order breaking ties, then the order they were scheduled in.
+        self.scheduled_versions += 1;
+        self.pending_versions.insert((event.at, event.seq, self.scheduled_versions), event);
     }
 
+    /// Applies the version changes due by `now`, and moves the upgrade tasks whose status changes by `now`.
     fn apply_versions(&mut self, now: Ms) {
-        let due = self.pending_versions.partition_point(|e| e.at <= now);
-        for event in self.pending_versions.drain(..due) {
-            if let Some(d) = self.device_index.get(&event.device_id).and_then(|i| self.devices.get_mut(*i)) {
-                match event.file_type {
-                    FileType::SoftwarePackage => d.software_version = event.version,
-                    _ => d.firmware_version = event.version,
-                }
+        self.upgrade_status.advance(now, &self.upgrades);
+        while let Some(entry) = self.pending_versions.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let event = entry.remove();
+            if let Some(d) = self.devices.get_mut(event.device) {
+                let running = match event.file_type {
+                    FileType::SoftwarePackage => &mut d.software_version,
+                    _ => &mut d.firmware_version,
+                };
+                // Written into the device's own string, which keeps its buffer when the new version fits.
+                running.clear();
+                running.push_str(&event.version);
             }
         }
     }

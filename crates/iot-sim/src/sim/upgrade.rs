@@ -1,16 +1,17 @@
 //! Device upgrade tasks: checks against the fleet, one timeline per device fixed at creation, and the views the
 //! queries answer, computed from that timeline at the time of the query.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use iot_model::{
     CategoryInfo, CreateUpgradeTask, CreateUpgradeTaskResponse, DeviceId, ExecuteType, FileType, Json, OperateDevices,
     OperatePolicy, OperateType, OperationId, OperationInfo, OperationPage, OperationStaResult, OperationStatus,
     SubOperationId, SubOperationInfo, SubOperationPage, SubOperationStatus,
 };
-use iot_proto::pager::slice_page;
 use iot_proto::{ApiError, ErrorCode, Page, QuerySubOperations, QueryUpgradeTaskList, UPGRADE_PAGING, rules};
 
+use super::paging::{Fenwick, PageWindow};
 use super::rng::Rng;
 use super::{Ms, Simulator, VersionEvent, timestamp};
 
@@ -97,10 +98,23 @@ struct SubState {
     detail: String,
     downloaded: Option<Ms>,
     upgraded: Option<Ms>,
+    /// Counted from the timeline by the queries; kept here so a unit test can see one subtask's view of it.
+    #[cfg_attr(not(test), allow(dead_code))]
     timed_out: bool,
 }
 
 impl SubTask {
+    /// The status alone at `now`: what [`SubTask::state`] gives, without building the detail text.
+    fn status(&self, now: Ms) -> SubOperationStatus {
+        if now >= self.end {
+            if self.failure.is_none() { SubOperationStatus::Success } else { SubOperationStatus::Fail }
+        } else if self.attempts.first().is_some_and(|a| a.start <= now) {
+            SubOperationStatus::Processing
+        } else {
+            SubOperationStatus::Wait
+        }
+    }
+
     fn state(&self, now: Ms, target: &str) -> SubState {
         let started = self.attempts.first().map(|a| a.start).filter(|s| *s <= now);
         let downloaded = self.attempts.iter().rev().filter_map(|a| a.downloaded).find(|d| *d <= now);
@@ -187,6 +201,120 @@ fn plan(
     }
 }
 
+/// The times a task's subtasks change state, each list sorted, fixed at creation: the counts at any time are
+/// binary searches instead of a pass over every subtask.
+#[derive(Clone, Debug, Default)]
+struct Timeline {
+    /// When each subtask that starts at all starts its first attempt.
+    starts: Vec<Ms>,
+    /// When each successful subtask succeeds.
+    successes: Vec<Ms>,
+    /// When each failed subtask that had started fails.
+    started_failures: Vec<Ms>,
+    /// When each subtask that never started fails (its window ended first).
+    unstarted_failures: Vec<Ms>,
+    /// When each failed subtask whose cause is a timeout fails.
+    timeouts: Vec<Ms>,
+    /// The first time any subtask leaves `wait`; the task waits until then.
+    first_change: Ms,
+    /// The time the last subtask finishes; the task has finished from then on.
+    last_end: Ms,
+}
+
+impl Timeline {
+    fn new(subs: &[SubTask]) -> Self {
+        let mut t = Self { first_change: Ms::MAX, last_end: Ms::MIN, ..Self::default() };
+        for sub in subs {
+            match sub.attempts.first() {
+                Some(first) => {
+                    t.starts.push(first.start);
+                    t.first_change = t.first_change.min(first.start);
+                    if sub.failure.is_some() { &mut t.started_failures } else { &mut t.successes }.push(sub.end);
+                }
+                None => {
+                    t.unstarted_failures.push(sub.end);
+                    t.first_change = t.first_change.min(sub.end);
+                }
+            }
+            if sub.failure.is_some_and(Cause::is_timeout) {
+                t.timeouts.push(sub.end);
+            }
+            t.last_end = t.last_end.max(sub.end);
+        }
+        for list in
+            [&mut t.starts, &mut t.successes, &mut t.started_failures, &mut t.unstarted_failures, &mut t.timeouts]
+        {
+            list.sort_unstable();
+            list.shrink_to_fit();
+        }
+        t
+    }
+}
+
+/// How many of the sorted times are at or before `now`.
+fn count_by(times: &[Ms], now: Ms) -> u64 {
+    times.partition_point(|t| *t <= now) as u64
+}
+
+/// The task statuses [`StatusIndex`] tracks, in its order; `stop` is never reached (the API cannot stop a task).
+const TRACKED: [OperationStatus; 4] =
+    [OperationStatus::Wait, OperationStatus::Processing, OperationStatus::Success, OperationStatus::Failed];
+
+/// Every upgrade task's status at the simulator's clock, and which tasks are in each status in creation order.
+///
+/// A task changes status at most twice, at times fixed when it is created (its first subtask's start and its
+/// last subtask's end), and the clock never runs backwards, so the index is moved forward as those times come
+/// due. The n-th task of a status is then a search in a Fenwick tree: a filtered page costs its items and a
+/// logarithm, not a pass over every task.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StatusIndex {
+    members: [Fenwick; 4],
+    status: Vec<u8>,
+    due: BinaryHeap<Reverse<(Ms, u32)>>,
+}
+
+impl StatusIndex {
+    fn slot(status: &OperationStatus) -> Option<usize> {
+        TRACKED.iter().position(|s| s == status)
+    }
+
+    fn add(&mut self, task: &UpgradeTask, now: Ms) {
+        let i = self.status.len();
+        let slot = Self::slot(&task.status_at(now)).unwrap_or(0);
+        for (k, tree) in self.members.iter_mut().enumerate() {
+            tree.push(u32::from(k == slot));
+        }
+        self.status.push(slot as u8);
+        for t in [task.timeline.first_change, task.timeline.last_end] {
+            if t > now {
+                self.due.push(Reverse((t, i as u32)));
+            }
+        }
+    }
+
+    /// Moves the tasks whose status changes by `now`.
+    pub(crate) fn advance(&mut self, now: Ms, tasks: &[UpgradeTask]) {
+        while let Some(Reverse((t, i))) = self.due.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.due.pop();
+            let i = i as usize;
+            let (Some(task), Some(old)) = (tasks.get(i), self.status.get(i).copied()) else { continue };
+            let new = Self::slot(&task.status_at(now)).unwrap_or(0) as u8;
+            if new != old {
+                self.members[usize::from(old)].add(i, -1);
+                self.members[usize::from(new)].add(i, 1);
+                self.status[i] = new;
+            }
+        }
+    }
+
+    fn status(&self, i: usize) -> OperationStatus {
+        self.status.get(i).and_then(|s| TRACKED.get(usize::from(*s))).cloned().unwrap_or(OperationStatus::Wait)
+    }
+}
+
 /// An upgrade task.
 #[derive(Clone, Debug)]
 pub(crate) struct UpgradeTask {
@@ -201,6 +329,7 @@ pub(crate) struct UpgradeTask {
     targets: OperateDevices,
     policy: Option<OperatePolicy>,
     subs: Vec<SubTask>,
+    timeline: Timeline,
 }
 
 impl UpgradeTask {
@@ -208,36 +337,50 @@ impl UpgradeTask {
         self.subs.len()
     }
 
-    /// Status, counts and stop time at `now`, all computed from the subtasks.
+    /// Status, counts and stop time at `now`, all counted from the subtasks' timeline.
     fn summary(&self, now: Ms) -> (OperationStatus, OperationStaResult, Option<Ms>) {
-        let mut sta = OperationStaResult::new().with_total(self.subs.len() as u64);
-        let mut last_stop = None::<Ms>;
-        for sub in &self.subs {
-            let s = sub.state(now, &self.version);
-            match s.status {
-                SubOperationStatus::Wait => sta.wait += 1,
-                SubOperationStatus::Processing => sta.processing += 1,
-                SubOperationStatus::Success => sta.success += 1,
-                SubOperationStatus::Fail => sta.fail += 1,
-                _ => sta.stop += 1,
-            }
-            if s.timed_out {
-                sta.timeout += 1;
-            }
-            last_stop = last_stop.max(s.stopped);
-        }
+        let t = &self.timeline;
         let total = self.subs.len() as u64;
-        let status = if sta.wait == total {
+        let mut sta = OperationStaResult::new().with_total(total);
+        sta.success = count_by(&t.successes, now);
+        let started_failed = count_by(&t.started_failures, now);
+        sta.fail = started_failed + count_by(&t.unstarted_failures, now);
+        // A subtask that started and has not finished is processing; every finished one that started is counted
+        // in `starts` too, since a subtask starts before it ends.
+        sta.processing = count_by(&t.starts, now) - sta.success - started_failed;
+        sta.wait = total - sta.processing - sta.success - sta.fail;
+        sta.timeout = count_by(&t.timeouts, now);
+        let status = self.status_at(now);
+        let stop = matches!(status, OperationStatus::Success | OperationStatus::Failed).then_some(t.last_end);
+        (status, sta, stop)
+    }
+
+    /// The task's status at `now`: waiting until any subtask leaves `wait`, finished once the last one ends.
+    fn status_at(&self, now: Ms) -> OperationStatus {
+        let t = &self.timeline;
+        if self.subs.is_empty() || now < t.first_change {
             OperationStatus::Wait
-        } else if sta.success == total {
-            OperationStatus::Success
-        } else if sta.success + sta.fail + sta.stop == total {
-            OperationStatus::Failed
+        } else if now >= t.last_end {
+            if t.started_failures.is_empty() && t.unstarted_failures.is_empty() {
+                OperationStatus::Success
+            } else {
+                OperationStatus::Failed
+            }
         } else {
             OperationStatus::Processing
-        };
-        let stop = matches!(status, OperationStatus::Success | OperationStatus::Failed).then_some(last_stop).flatten();
-        (status, sta, stop)
+        }
+    }
+
+    /// How many subtasks are in `status` at `now`, from the timeline.
+    fn count_in(&self, status: &SubOperationStatus, now: Ms) -> u64 {
+        let (_, sta, _) = self.summary(now);
+        match status {
+            SubOperationStatus::Wait => sta.wait,
+            SubOperationStatus::Processing => sta.processing,
+            SubOperationStatus::Success => sta.success,
+            SubOperationStatus::Fail => sta.fail,
+            _ => 0,
+        }
     }
 
     fn info(&self, now: Ms) -> OperationInfo {
@@ -286,13 +429,13 @@ impl UpgradeTask {
         info
     }
 
-    fn matches(&self, q: &QueryUpgradeTaskList, now: Ms) -> bool {
+    /// Whether the task passes the list's filters on its kind, device type, model and manufacturer (the device
+    /// and status filters are answered from indexes).
+    fn matches_kind(&self, q: &QueryUpgradeTaskList) -> bool {
         q.operation_type.as_ref().is_none_or(|t| *t == self.kind)
             && q.device_type.as_ref().is_none_or(|t| *t == self.device_type)
             && q.model.as_ref().is_none_or(|m| *m == self.model)
             && q.manufacturer_name.as_ref().is_none_or(|m| *m == self.manufacturer_name)
-            && q.device_id.as_ref().is_none_or(|d| self.subs.iter().any(|s| s.device_id == *d))
-            && q.operation_status.as_ref().is_none_or(|st| *st == self.summary(now).0)
     }
 }
 
@@ -354,6 +497,7 @@ impl Simulator {
             _ => (now, "queued for delivery to the device"),
         };
         let mut subs = Vec::with_capacity(devices.len());
+        let new_version: std::sync::Arc<str> = package.version.clone().unwrap_or_default().into();
         for (i, device) in devices.into_iter().enumerate() {
             let mut rng = Rng::derive(self.seed, &[UPGRADE_STREAM, seq, i as u64]);
             let first_start = match execute {
@@ -368,17 +512,26 @@ impl Simulator {
             let source_version =
                 self.device(device.as_str()).map(|d| d.version_for(&wanted).to_owned()).unwrap_or_default();
             if failure.is_none() {
-                self.schedule_version(VersionEvent {
-                    at: end,
-                    seq,
-                    device_id: device.clone(),
-                    file_type: wanted.clone(),
-                    version: package.version.clone().unwrap_or_default(),
-                });
+                if let Some(position) = self.device_position(device.as_str()) {
+                    self.schedule_version(VersionEvent {
+                        at: end,
+                        seq,
+                        device: position,
+                        file_type: wanted.clone(),
+                        version: new_version.clone(),
+                    });
+                }
             }
             subs.push(SubTask { id: sub_id, device_id: device, source_version, waiting_for, attempts, end, failure });
         }
-        self.upgrades.push(UpgradeTask {
+        let position = self.upgrades.len();
+        for sub in &subs {
+            if let Some(device) = self.device_position(sub.device_id.as_str()) {
+                self.upgrades_by_device.entry(device as u32).or_default().push(position as u32);
+            }
+        }
+        let timeline = Timeline::new(&subs);
+        let task = UpgradeTask {
             id: id.clone(),
             created: now,
             start,
@@ -390,7 +543,11 @@ impl Simulator {
             targets: body.targets,
             policy,
             subs,
-        });
+            timeline,
+        };
+        self.upgrade_status.add(&task, now);
+        self.upgrade_index.insert(id.clone(), position);
+        self.upgrades.push(task);
         Ok(CreateUpgradeTaskResponse::new(id))
     }
 
@@ -435,11 +592,10 @@ impl Simulator {
                 return Err(not_found(format!("device group {g} does not exist")));
             }
         }
+        // Fleet ids are unique, so a walk over the fleet needs no duplicate check: a set of copies of half a
+        // million ids, freed right after, would also leave the heap fragmented for every later query.
         for d in &self.devices {
-            if d.is_kind(t_type, t_model, t_maker)
-                && d.groups.iter().any(|g| groups.contains(g))
-                && seen.insert(d.device_id.clone())
-            {
+            if d.is_kind(t_type, t_model, t_maker) && d.groups.iter().any(|g| groups.contains(g)) {
                 out.push(d.device_id.clone());
             }
         }
@@ -456,26 +612,62 @@ impl Simulator {
         self.upgrade(id).map(|t| t.info(now))
     }
 
+    /// A page of the task list. Only the page's tasks are read: no filter is a range of the list, a status
+    /// filter alone the status index, a device filter the device's own tasks; the kind filters (type, model,
+    /// manufacturer, operation type) walk the tasks without collecting them.
     pub(super) fn list_upgrades(&self, now: Ms, q: &QueryUpgradeTaskList) -> OperationPage {
-        let matching: Vec<&UpgradeTask> = self.upgrades.iter().filter(|t| t.matches(q, now)).collect();
-        let (page_no, page_size, total, items) = slice_page(matching, q.page_no, q.page_size, UPGRADE_PAGING);
-        OperationPage::from_items(page_no, page_size, total, items.into_iter().map(|t| t.info(now)).collect())
+        let w = PageWindow::new(q.page_no, q.page_size, UPGRADE_PAGING);
+        let status_ok = |i: usize| q.operation_status.as_ref().is_none_or(|st| *st == self.upgrade_status.status(i));
+        let (total, positions): (u64, Vec<usize>) = if let Some(device) = &q.device_id {
+            let own = self
+                .device_position(device.as_str())
+                .and_then(|d| self.upgrades_by_device.get(&(d as u32)))
+                .map_or(&[][..], Vec::as_slice);
+            w.filter(own.iter().map(|i| *i as usize), |i| {
+                status_ok(*i) && self.upgrades.get(*i).is_some_and(|t| t.matches_kind(q))
+            })
+        } else if q.operation_type.is_none()
+            && q.device_type.is_none()
+            && q.model.is_none()
+            && q.manufacturer_name.is_none()
+        {
+            match &q.operation_status {
+                None => w.range(self.upgrades.len() as u64),
+                Some(st) => match StatusIndex::slot(st) {
+                    Some(slot) => {
+                        let members = &self.upgrade_status.members[slot];
+                        let total = u64::from(members.total());
+                        (total, w.indices(total).filter_map(|k| members.nth(k as u32)).collect())
+                    }
+                    None => (0, Vec::new()),
+                },
+            }
+        } else {
+            w.filter(0..self.upgrades.len(), |i| {
+                status_ok(*i) && self.upgrades.get(*i).is_some_and(|t| t.matches_kind(q))
+            })
+        };
+        let items = positions.into_iter().filter_map(|i| self.upgrades.get(i)).map(|t| t.info(now)).collect();
+        OperationPage::from_items(w.page_no, w.page_size, total, items)
     }
 
+    /// A page of a task's subtasks: a range of the list without a filter; with a status filter, the total comes
+    /// from the timeline and the walk stops once the page is full.
     pub(super) fn list_sub_operations(&self, now: Ms, q: &QuerySubOperations) -> Result<SubOperationPage, ApiError> {
         let task = self.upgrade(&q.operation_id)?;
-        let matching: Vec<&SubTask> = task
-            .subs
-            .iter()
-            .filter(|s| q.sub_operation_status.as_ref().is_none_or(|want| *want == s.state(now, &task.version).status))
-            .collect();
-        let (page_no, page_size, total, items) = slice_page(matching, q.page_no, q.page_size, UPGRADE_PAGING);
-        Ok(SubOperationPage::from_items(
-            page_no,
-            page_size,
-            total,
-            items.into_iter().map(|s| task.sub_info(s, now)).collect(),
-        ))
+        let w = PageWindow::new(q.page_no, q.page_size, UPGRADE_PAGING);
+        let (total, positions) = match &q.sub_operation_status {
+            None => w.range(task.subs.len() as u64),
+            Some(want) => {
+                let total = task.count_in(want, now);
+                (
+                    total,
+                    w.first_matches(total, task.subs.iter().enumerate(), |(_, s)| s.status(now) == *want, |(i, _)| i),
+                )
+            }
+        };
+        let items = positions.into_iter().filter_map(|i| task.subs.get(i)).map(|s| task.sub_info(s, now)).collect();
+        Ok(SubOperationPage::from_items(w.page_no, w.page_size, total, items))
     }
 
     /// Every upgrade task's id and its subtasks' devices, in creation order: the platform's own record, read
@@ -490,9 +682,9 @@ impl Simulator {
     }
 
     fn upgrade(&self, id: &OperationId) -> Result<&UpgradeTask, ApiError> {
-        self.upgrades
-            .iter()
-            .find(|t| t.id == *id)
+        self.upgrade_index
+            .get(id)
+            .and_then(|i| self.upgrades.get(*i))
             .ok_or_else(|| ApiError::new(ErrorCode::TaskNotFound, format!("upgrade task {id} does not exist")))
     }
 }

@@ -7,6 +7,7 @@ mod batch;
 mod catalog;
 mod choreography;
 mod determinism;
+mod golden;
 mod hardening;
 mod listening;
 mod shapes;
