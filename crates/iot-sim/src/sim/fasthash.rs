@@ -1,155 +1,71 @@
-//! A fast, non-cryptographic hasher for the simulator's indexes (the multiply-and-rotate of rustc's FxHash).
+//! The hash tables behind the simulator's indexes: `rustc-hash`'s Fx hasher, and hashbrown's `HashTable` for the
+//! fleet index.
 //!
 //! std's SipHash was an eighth of a million-device fleet's start. Its resistance to chosen collisions buys
 //! nothing here: every key these indexes hold comes from the simulator's own configuration (the fleet) or is an
-//! id the simulator drew itself; requests only look keys up, and a lookup cannot degrade the table.
+//! id the simulator drew itself; requests only look keys up, and a lookup cannot degrade the table. The Fx hash
+//! is also seedless, so the simulator's core stays free of randomness.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use super::Device;
 
-/// The hasher; see the module documentation.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct FastHasher(u64);
+/// A `HashMap` with the Fx hasher.
+pub(crate) type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
+/// A `HashSet` with the Fx hasher.
+pub(crate) type FastSet<T> = rustc_hash::FxHashSet<T>;
 
-impl FastHasher {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
-
-    fn add(&mut self, word: u64) {
-        self.0 = self.0.wrapping_add(word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let mut buf = [0u8; 8];
-            buf.copy_from_slice(w);
-            self.add(u64::from_le_bytes(buf));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_u128(&mut self, i: u128) {
-        self.add(i as u64);
-        self.add((i >> 64) as u64);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // The product's entropy sits in its high bits; the table indexes by the low ones.
-        self.0.rotate_left(26)
-    }
-}
-
-/// A `HashMap` with [`FastHasher`].
-pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
-/// A `HashSet` with [`FastHasher`].
-pub(crate) type FastSet<T> = std::collections::HashSet<T, BuildHasherDefault<FastHasher>>;
-
-/// The fleet's positions by device id: an open-addressing table of `u32` positions into the fleet, compared
-/// against the devices' own ids, so the index holds no copy of an id (8 bytes a device instead of about 100).
+/// The fleet's positions by device id: a table of `u32` positions into the fleet, compared against the devices'
+/// own ids, so the index holds no copy of an id (a few bytes a device instead of about 100).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DeviceIndex {
-    slots: Vec<u32>,
-    len: usize,
+    table: HashTable<u32>,
 }
 
-/// A free slot of [`DeviceIndex`].
-const FREE: u32 = u32::MAX;
-
 impl DeviceIndex {
-    fn home(&self, id: &str) -> usize {
-        let mut h = FastHasher::default();
-        h.write(id.as_bytes());
-        (h.finish() as usize) & (self.slots.len() - 1)
+    fn hash(id: &str) -> u64 {
+        FxBuildHasher.hash_one(id)
+    }
+
+    /// The id of the device at `pos`; the table only holds positions of devices already in the fleet.
+    fn id_at(devices: &[Device], pos: u32) -> &str {
+        devices.get(pos as usize).map_or("", |d| d.device_id.as_str())
     }
 
     /// The position of the device with this id in `devices`, the fleet the index was built over.
     pub(crate) fn find(&self, devices: &[Device], id: &str) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(id);
-        loop {
-            let slot = *self.slots.get(i)?;
-            if slot == FREE {
-                return None;
-            }
-            if devices.get(slot as usize).is_some_and(|d| d.device_id.as_str() == id) {
-                return Some(slot as usize);
-            }
-            i = (i + 1) & mask;
-        }
+        self.table.find(Self::hash(id), |&pos| Self::id_at(devices, pos) == id).map(|&pos| pos as usize)
     }
 
     /// Makes room for `more` devices beyond `devices` without growing again.
     pub(crate) fn reserve(&mut self, devices: &[Device], more: usize) {
-        let wanted = ((self.len + more) * 2).next_power_of_two().max(16);
-        if wanted > self.slots.len() {
-            self.slots = vec![FREE; wanted];
-            let len = self.len;
-            self.len = 0;
-            for pos in 0..len {
-                if let Some(d) = devices.get(pos) {
-                    self.place(d.device_id.as_str(), pos);
-                }
-            }
-        }
-    }
-
-    fn place(&mut self, id: &str, pos: usize) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(id);
-        while self.slots.get(i).is_some_and(|s| *s != FREE) {
-            i = (i + 1) & mask;
-        }
-        if let Some(slot) = self.slots.get_mut(i) {
-            *slot = pos as u32;
-            self.len += 1;
-        }
+        self.table.reserve(more, |&pos| Self::hash(Self::id_at(devices, pos)));
     }
 
     /// Indexes `id` at position `pos` (the next one after `devices`); `false`, changing nothing, when the id is
-    /// already indexed. The table stays at most half full, so probes are short.
+    /// already indexed.
     pub(crate) fn insert(&mut self, devices: &[Device], id: &str, pos: usize) -> bool {
-        if self.find(devices, id).is_some() {
-            return false;
+        let Ok(pos) = u32::try_from(pos) else { return false };
+        match self.table.entry(
+            Self::hash(id),
+            |&p| Self::id_at(devices, p) == id,
+            |&p| Self::hash(Self::id_at(devices, p)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(pos);
+                true
+            }
         }
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.reserve(devices, self.len.max(8));
-        }
-        self.place(id, pos);
-        true
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, Hash};
 
     #[test]
     fn the_device_index_finds_every_device_and_refuses_duplicates() {
@@ -163,20 +79,5 @@ mod tests {
             assert!(!index.insert(&devices, d.device_id.as_str(), devices.len()));
         }
         assert_eq!(index.find(&devices, "no-such-device"), None);
-    }
-
-    #[test]
-    fn equal_keys_hash_equal_and_near_keys_spread() {
-        let b = BuildHasherDefault::<FastHasher>::default();
-        assert_eq!(b.hash_one("device-0001"), b.hash_one("device-0001"));
-        let low_bits: FastSet<u64> = (0..1000).map(|i| b.hash_one(format!("device-{i:04}")) & 0x3ff).collect();
-        // 1000 keys over 1024 buckets: a good spread leaves well over half of them distinct.
-        assert!(low_bits.len() > 550, "{}", low_bits.len());
-        let mut h = FastHasher::default();
-        "ab".hash(&mut h);
-        let mut g = FastHasher::default();
-        "a".hash(&mut g);
-        "b".hash(&mut g);
-        assert_ne!(h.finish(), g.finish());
     }
 }
