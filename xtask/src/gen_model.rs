@@ -74,21 +74,80 @@ pub fn model(spec: &Spec) -> String {
             let _ = writeln!(o, "/// {} Wire value `{}`.{aliases}\n{},", v.doc, v.wire, v.variant);
         }
         o.push_str("/// A value this SDK does not know, kept as received.\nUnknown(crate::UnknownValue),\n}\n");
-        let rows: Vec<String> = e
-            .values
-            .iter()
-            .map(|v| {
-                let al: Vec<String> = v.aliases.iter().map(|a| format!("{a:?}")).collect();
-                format!("{} => {:?} [{}]", v.variant, v.wire, al.join(", "))
-            })
-            .collect();
-        let _ = writeln!(o, "crate::wire_enum!({} {{ {} }});\n", e.name, rows.join(", "));
+        let rows: Vec<WireRow<'_>> =
+            e.values.iter().map(|v| WireRow { variant: &v.variant, wire: &v.wire, aliases: &v.aliases }).collect();
+        wire_enum_impls(&mut o, "crate::", &e.name, &rows);
     }
 
     for s in &spec.structs {
         struct_def(&mut o, spec, s);
     }
     o
+}
+
+/// One variant of a wire enum, for [`wire_enum_impls`].
+pub struct WireRow<'a> {
+    pub variant: &'a str,
+    pub wire: &'a str,
+    pub aliases: &'a [String],
+}
+
+/// Emits a wire enum's impls after its definition (which ends in `Unknown(UnknownValue)`), for iot-model's
+/// enums and iot-proto's `ErrorCode` alike; `p` is the path prefix of iot-model (`crate::` or `iot_model::`).
+/// Only the data and the `as_wire` match are per type: the reading and writing logic is written once in
+/// `iot_model::wire_enum`, which the other impls call.
+pub fn wire_enum_impls(o: &mut String, p: &str, name: &str, rows: &[WireRow<'_>]) {
+    let table: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let aliases: Vec<String> = r.aliases.iter().map(|a| format!("{a:?}")).collect();
+            format!("({:?}, &[{}])", r.wire, aliases.join(", "))
+        })
+        .collect();
+    let known: Vec<String> = rows.iter().map(|r| format!("Self::{}", r.variant)).collect();
+    let arms: String = rows.iter().map(|r| format!("Self::{} => {:?},\n", r.variant, r.wire)).collect();
+    let (table, known) = (table.join(", "), known.join(", "));
+    // Written as the output reads; rustfmt lays it out.
+    let _ = writeln!(
+        o,
+        r#"
+impl {p}wire_enum::WireEnum for {name} {{
+    const TABLE: &'static [(&'static str, &'static [&'static str])] = &[{table}];
+    const KNOWN: &'static [Self] = &[{known}];
+    fn unknown(value: {p}UnknownValue) -> Self {{ Self::Unknown(value) }}
+    fn unknown_value(&self) -> Option<&{p}UnknownValue> {{
+        match self {{ Self::Unknown(v) => Some(v), _ => None }}
+    }}
+    fn as_wire(&self) -> &str {{
+        match self {{
+            {arms}Self::Unknown(v) => v.as_str(),
+        }}
+    }}
+}}
+
+impl {name} {{
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {{ {p}wire_enum::WireEnum::as_wire(self) }}
+}}
+
+impl std::fmt::Display for {name} {{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{ f.write_str(self.as_str()) }}
+}}
+
+impl std::str::FromStr for {name} {{
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {{ Ok({p}wire_enum::WireEnum::from_wire(s)) }}
+}}
+
+impl serde::Serialize for {name} {{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {{ {p}wire_enum::serialize(self, s) }}
+}}
+
+impl<'de> serde::Deserialize<'de> for {name} {{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{ {p}wire_enum::deserialize(d) }}
+}}
+"#
+    );
 }
 
 /// How a field is read: which tolerant reader of `iot_model::de` applies to its type (see that module for the

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::gen_model::{field_ty, rust_ty};
+use crate::gen_model::{WireRow, field_ty, rust_ty, wire_enum_impls};
 use crate::spec::{
     BodyKind, EndpointDef, ErrorClass, Field, Kind, LimitRef, Location, Reconcile, SECRETS, Spec, Ty, screaming, snake,
 };
@@ -42,8 +42,9 @@ pub fn proto(spec: &Spec) -> String {
         let _ = writeln!(o, "/// `{}`: {}\n{},", e.code, e.doc, e.name);
     }
     o.push_str("/// A code this SDK does not know, kept as received.\nUnknown(iot_model::UnknownValue),\n}\n");
-    let rows: Vec<String> = spec.errors.iter().map(|e| format!("{} => {:?} []", e.name, e.code)).collect();
-    let _ = writeln!(o, "iot_model::wire_enum!(ErrorCode {{ {} }});\n", rows.join(", "));
+    let rows: Vec<WireRow<'_>> =
+        spec.errors.iter().map(|e| WireRow { variant: &e.name, wire: &e.code, aliases: &[] }).collect();
+    wire_enum_impls(&mut o, P, "ErrorCode", &rows);
     o.push_str("/// Every documented error code, in the order of [`ErrorCode`]'s variants.\npub static ERROR_CATALOG: &[crate::error::ErrorInfo] = &[\n");
     for e in &spec.errors {
         let class = match e.class {

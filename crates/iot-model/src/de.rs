@@ -13,7 +13,8 @@
 //!   gateways send nested JSON escaped); an empty string counts as absent.
 //! - **`null` means absent** everywhere; a required field with a default reads `null` as that default.
 //!
-//! Identifiers and enums accept integers as well as strings (see the `id_newtype!` and `wire_enum!` macros).
+//! Identifiers and enums accept integers as well as strings (see the `id_newtype!` macro and
+//! [`crate::wire_enum::deserialize`]).
 
 use std::cell::Cell;
 use std::fmt;

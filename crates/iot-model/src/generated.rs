@@ -86,7 +86,60 @@ pub enum FileType {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(FileType { FirmwarePackage => "firmwarePackage" [], SoftwarePackage => "softwarePackage" [] });
+
+impl crate::wire_enum::WireEnum for FileType {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] =
+        &[("firmwarePackage", &[]), ("softwarePackage", &[])];
+    const KNOWN: &'static [Self] = &[Self::FirmwarePackage, Self::SoftwarePackage];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::FirmwarePackage => "firmwarePackage",
+            Self::SoftwarePackage => "softwarePackage",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl FileType {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for FileType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for FileType {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for FileType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FileType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// Kind of an upgrade task.
 ///
@@ -101,7 +154,60 @@ pub enum OperateType {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(OperateType { FirmwareUpgrade => "firmware_upgrade" [], SoftwareUpgrade => "software_upgrade" [] });
+
+impl crate::wire_enum::WireEnum for OperateType {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] =
+        &[("firmware_upgrade", &[]), ("software_upgrade", &[])];
+    const KNOWN: &'static [Self] = &[Self::FirmwareUpgrade, Self::SoftwareUpgrade];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::FirmwareUpgrade => "firmware_upgrade",
+            Self::SoftwareUpgrade => "software_upgrade",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl OperateType {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for OperateType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OperateType {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for OperateType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OperateType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// State of an upgrade task as a whole.
 ///
@@ -124,7 +230,63 @@ pub enum OperationStatus {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(OperationStatus { Wait => "wait" [], Processing => "processing" [], Failed => "failed" ["fail"], Success => "success" [], Stop => "stop" [] });
+
+impl crate::wire_enum::WireEnum for OperationStatus {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] =
+        &[("wait", &[]), ("processing", &[]), ("failed", &["fail"]), ("success", &[]), ("stop", &[])];
+    const KNOWN: &'static [Self] = &[Self::Wait, Self::Processing, Self::Failed, Self::Success, Self::Stop];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::Wait => "wait",
+            Self::Processing => "processing",
+            Self::Failed => "failed",
+            Self::Success => "success",
+            Self::Stop => "stop",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl OperationStatus {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for OperationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OperationStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for OperationStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OperationStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// State of one device's subtask.
 ///
@@ -147,7 +309,63 @@ pub enum SubOperationStatus {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(SubOperationStatus { Wait => "wait" [], Processing => "processing" [], Fail => "fail" ["failed"], Success => "success" [], Stop => "stop" [] });
+
+impl crate::wire_enum::WireEnum for SubOperationStatus {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] =
+        &[("wait", &[]), ("processing", &[]), ("fail", &["failed"]), ("success", &[]), ("stop", &[])];
+    const KNOWN: &'static [Self] = &[Self::Wait, Self::Processing, Self::Fail, Self::Success, Self::Stop];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::Wait => "wait",
+            Self::Processing => "processing",
+            Self::Fail => "fail",
+            Self::Success => "success",
+            Self::Stop => "stop",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl SubOperationStatus {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for SubOperationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SubOperationStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for SubOperationStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SubOperationStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// When an upgrade task starts.
 ///
@@ -164,7 +382,61 @@ pub enum ExecuteType {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(ExecuteType { Now => "now" [], DeviceOnline => "device_online" [], Custom => "custom" [] });
+
+impl crate::wire_enum::WireEnum for ExecuteType {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] =
+        &[("now", &[]), ("device_online", &[]), ("custom", &[])];
+    const KNOWN: &'static [Self] = &[Self::Now, Self::DeviceOnline, Self::Custom];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::Now => "now",
+            Self::DeviceOnline => "device_online",
+            Self::Custom => "custom",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl ExecuteType {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for ExecuteType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ExecuteType {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for ExecuteType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExecuteType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// Kind of a batch task; decides the shape of its `param`.
 ///
@@ -183,7 +455,62 @@ pub enum BatchTaskType {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(BatchTaskType { DeviceCmd => "DeviceCmd" [], DeviceReg => "DeviceReg" [], DeviceUpdate => "DeviceUpdate" [], DeviceDel => "DeviceDel" [] });
+
+impl crate::wire_enum::WireEnum for BatchTaskType {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] =
+        &[("DeviceCmd", &[]), ("DeviceReg", &[]), ("DeviceUpdate", &[]), ("DeviceDel", &[])];
+    const KNOWN: &'static [Self] = &[Self::DeviceCmd, Self::DeviceReg, Self::DeviceUpdate, Self::DeviceDel];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::DeviceCmd => "DeviceCmd",
+            Self::DeviceReg => "DeviceReg",
+            Self::DeviceUpdate => "DeviceUpdate",
+            Self::DeviceDel => "DeviceDel",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl BatchTaskType {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for BatchTaskType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BatchTaskType {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for BatchTaskType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BatchTaskType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// State of a batch task as a whole.
 ///
@@ -202,7 +529,62 @@ pub enum BatchTaskStatus {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(BatchTaskStatus { Pending => "Pending" [], Running => "Running" [], Complete => "Complete" [], Timeout => "Timeout" [] });
+
+impl crate::wire_enum::WireEnum for BatchTaskStatus {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] =
+        &[("Pending", &[]), ("Running", &[]), ("Complete", &[]), ("Timeout", &[])];
+    const KNOWN: &'static [Self] = &[Self::Pending, Self::Running, Self::Complete, Self::Timeout];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Complete => "Complete",
+            Self::Timeout => "Timeout",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl BatchTaskStatus {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for BatchTaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BatchTaskStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for BatchTaskStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BatchTaskStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// State of one subtask of a batch task.
 ///
@@ -223,7 +605,63 @@ pub enum TaskDetailStatus {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(TaskDetailStatus { Pending => "Pending" [], WaitResult => "WaitResult" [], Success => "Success" [], Fail => "Fail" ["Failed"], Timeout => "Timeout" [] });
+
+impl crate::wire_enum::WireEnum for TaskDetailStatus {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] =
+        &[("Pending", &[]), ("WaitResult", &[]), ("Success", &[]), ("Fail", &["Failed"]), ("Timeout", &[])];
+    const KNOWN: &'static [Self] = &[Self::Pending, Self::WaitResult, Self::Success, Self::Fail, Self::Timeout];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::Pending => "Pending",
+            Self::WaitResult => "WaitResult",
+            Self::Success => "Success",
+            Self::Fail => "Fail",
+            Self::Timeout => "Timeout",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl TaskDetailStatus {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for TaskDetailStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TaskDetailStatus {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for TaskDetailStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskDetailStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// How a DeviceCmd batch task chooses its devices.
 ///
@@ -246,7 +684,71 @@ pub enum DeviceCmdType {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(DeviceCmdType { DeviceList => "DeviceList" [], DeviceType => "DeviceType" [], DeviceArea => "DeviceArea" [], GroupList => "GroupList" [], Broadcast => "Broadcast" [], GroupIdList => "GroupIdList" [] });
+
+impl crate::wire_enum::WireEnum for DeviceCmdType {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] = &[
+        ("DeviceList", &[]),
+        ("DeviceType", &[]),
+        ("DeviceArea", &[]),
+        ("GroupList", &[]),
+        ("Broadcast", &[]),
+        ("GroupIdList", &[]),
+    ];
+    const KNOWN: &'static [Self] =
+        &[Self::DeviceList, Self::DeviceType, Self::DeviceArea, Self::GroupList, Self::Broadcast, Self::GroupIdList];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::DeviceList => "DeviceList",
+            Self::DeviceType => "DeviceType",
+            Self::DeviceArea => "DeviceArea",
+            Self::GroupList => "GroupList",
+            Self::Broadcast => "Broadcast",
+            Self::GroupIdList => "GroupIdList",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl DeviceCmdType {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for DeviceCmdType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeviceCmdType {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for DeviceCmdType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeviceCmdType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// Extra data a batch task query may ask for.
 ///
@@ -259,7 +761,58 @@ pub enum BatchSelect {
     /// A value this SDK does not know, kept as received.
     Unknown(crate::UnknownValue),
 }
-crate::wire_enum!(BatchSelect { Tag => "tag" [] });
+
+impl crate::wire_enum::WireEnum for BatchSelect {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] = &[("tag", &[])];
+    const KNOWN: &'static [Self] = &[Self::Tag];
+    fn unknown(value: crate::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&crate::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::Tag => "tag",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl BatchSelect {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        crate::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for BatchSelect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BatchSelect {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(crate::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for BatchSelect {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BatchSelect {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire_enum::deserialize(d)
+    }
+}
 
 /// Tokens issued by a login or a refresh.
 ///

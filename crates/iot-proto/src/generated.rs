@@ -87,7 +87,143 @@ pub enum ErrorCode {
     /// A code this SDK does not know, kept as received.
     Unknown(iot_model::UnknownValue),
 }
-iot_model::wire_enum!(ErrorCode { InvalidInput => "100022" [], AppNotFound => "100203" [], BadCredentials => "100208" [], AppNotAuthorized => "100217" [], AppFrozen => "100247" [], RequiredParameterMissing => "102202" [], BatchTaskNotFound => "105005" [], BadRequest => "120015" [], DeviceOrPackageNotFound => "123002" [], TaskNotFound => "123009" [], VersionMismatch => "123016" [], ManufacturerNameMissing => "123019" [], DeviceTypeMissing => "123020" [], ModelMissing => "123021" [], NoTargets => "123022" [], BothTargets => "123023" [], TooManyTargets => "123024" [], BadExecuteType => "123025" [], BadWindow => "123026" [], BadRetryTimes => "123028" [], PageOutOfRange => "123029" [], StartAfterEnd => "123032" [], StartInPast => "123033" [], WindowTooShort => "123034" [], TokenInvalid => "1010005" [], Throttled => "1010009" [], InternalError => "50252" [], InvalidRefreshInput => "50400" [] });
+
+impl iot_model::wire_enum::WireEnum for ErrorCode {
+    const TABLE: &'static [(&'static str, &'static [&'static str])] = &[
+        ("100022", &[]),
+        ("100203", &[]),
+        ("100208", &[]),
+        ("100217", &[]),
+        ("100247", &[]),
+        ("102202", &[]),
+        ("105005", &[]),
+        ("120015", &[]),
+        ("123002", &[]),
+        ("123009", &[]),
+        ("123016", &[]),
+        ("123019", &[]),
+        ("123020", &[]),
+        ("123021", &[]),
+        ("123022", &[]),
+        ("123023", &[]),
+        ("123024", &[]),
+        ("123025", &[]),
+        ("123026", &[]),
+        ("123028", &[]),
+        ("123029", &[]),
+        ("123032", &[]),
+        ("123033", &[]),
+        ("123034", &[]),
+        ("1010005", &[]),
+        ("1010009", &[]),
+        ("50252", &[]),
+        ("50400", &[]),
+    ];
+    const KNOWN: &'static [Self] = &[
+        Self::InvalidInput,
+        Self::AppNotFound,
+        Self::BadCredentials,
+        Self::AppNotAuthorized,
+        Self::AppFrozen,
+        Self::RequiredParameterMissing,
+        Self::BatchTaskNotFound,
+        Self::BadRequest,
+        Self::DeviceOrPackageNotFound,
+        Self::TaskNotFound,
+        Self::VersionMismatch,
+        Self::ManufacturerNameMissing,
+        Self::DeviceTypeMissing,
+        Self::ModelMissing,
+        Self::NoTargets,
+        Self::BothTargets,
+        Self::TooManyTargets,
+        Self::BadExecuteType,
+        Self::BadWindow,
+        Self::BadRetryTimes,
+        Self::PageOutOfRange,
+        Self::StartAfterEnd,
+        Self::StartInPast,
+        Self::WindowTooShort,
+        Self::TokenInvalid,
+        Self::Throttled,
+        Self::InternalError,
+        Self::InvalidRefreshInput,
+    ];
+    fn unknown(value: iot_model::UnknownValue) -> Self {
+        Self::Unknown(value)
+    }
+    fn unknown_value(&self) -> Option<&iot_model::UnknownValue> {
+        match self {
+            Self::Unknown(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn as_wire(&self) -> &str {
+        match self {
+            Self::InvalidInput => "100022",
+            Self::AppNotFound => "100203",
+            Self::BadCredentials => "100208",
+            Self::AppNotAuthorized => "100217",
+            Self::AppFrozen => "100247",
+            Self::RequiredParameterMissing => "102202",
+            Self::BatchTaskNotFound => "105005",
+            Self::BadRequest => "120015",
+            Self::DeviceOrPackageNotFound => "123002",
+            Self::TaskNotFound => "123009",
+            Self::VersionMismatch => "123016",
+            Self::ManufacturerNameMissing => "123019",
+            Self::DeviceTypeMissing => "123020",
+            Self::ModelMissing => "123021",
+            Self::NoTargets => "123022",
+            Self::BothTargets => "123023",
+            Self::TooManyTargets => "123024",
+            Self::BadExecuteType => "123025",
+            Self::BadWindow => "123026",
+            Self::BadRetryTimes => "123028",
+            Self::PageOutOfRange => "123029",
+            Self::StartAfterEnd => "123032",
+            Self::StartInPast => "123033",
+            Self::WindowTooShort => "123034",
+            Self::TokenInvalid => "1010005",
+            Self::Throttled => "1010009",
+            Self::InternalError => "50252",
+            Self::InvalidRefreshInput => "50400",
+            Self::Unknown(v) => v.as_str(),
+        }
+    }
+}
+
+impl ErrorCode {
+    /// The canonical wire form (or the unknown value as received).
+    pub fn as_str(&self) -> &str {
+        iot_model::wire_enum::WireEnum::as_wire(self)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(iot_model::wire_enum::WireEnum::from_wire(s))
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        iot_model::wire_enum::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        iot_model::wire_enum::deserialize(d)
+    }
+}
 
 /// Every documented error code, in the order of [`ErrorCode`]'s variants.
 pub static ERROR_CATALOG: &[crate::error::ErrorInfo] = &[
