@@ -3,12 +3,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-use std::sync::OnceLock;
 
 use iot_model::{
     CategoryInfo, CreateUpgradeTask, CreateUpgradeTaskResponse, DeviceId, ExecuteType, FileType, Json, OperateDevices,
     OperatePolicy, OperateType, OperationId, OperationInfo, OperationPage, OperationStaResult, OperationStatus,
-    SubOperationId, SubOperationInfo, SubOperationPage, SubOperationStatus, Timestamp,
+    SubOperationId, SubOperationInfo, SubOperationPage, SubOperationStatus,
 };
 use iot_proto::{ApiError, ErrorCode, Page, QuerySubOperations, QueryUpgradeTaskList, UPGRADE_PAGING, rules};
 
@@ -331,14 +330,17 @@ pub(crate) struct UpgradeTask {
     policy: Option<OperatePolicy>,
     subs: Vec<SubTask>,
     timeline: Timeline,
-    /// The task's list item as JSON without its time-dependent fields, made at its first listing: a 100-item
-    /// page is then mostly copies of these bytes instead of 100 built and serialised `OperationInfo`s (issue 11,
-    /// goal 3). Lazy so that tasks never listed cost no memory; a `OnceLock` so that listing stays `&self`.
-    listed: OnceLock<Option<ItemJson>>,
+    /// The task's list item as JSON, kept from its first listing: a 100-item page is then mostly copies of
+    /// these bytes instead of 100 built and serialised `OperationInfo`s (issue 11, goal 3). Kept only once
+    /// listed so that tasks never listed cost no memory.
+    listed: Option<Box<ItemJson>>,
 }
 
-/// A task's list item as JSON cut around its time-dependent fields (`stopTime`, `status`, `staResult`), which
-/// are written between the pieces at query time. All other fields are fixed once the task exists.
+/// The status, counts and stop time an item was written at.
+type Summary = (OperationStatus, OperationStaResult, Option<Ms>);
+
+/// A task's list item as JSON cut around its time-dependent fields (`stopTime`, `status`, `staResult`), with
+/// those fields as last written: they change only when a subtask changes state, so most pages copy them too.
 #[derive(Clone, Debug)]
 struct ItemJson {
     /// The bytes up to and including `"stopTime":`.
@@ -348,18 +350,19 @@ struct ItemJson {
     middle: Box<[u8]>,
     /// From `,"extendPara":` to the closing `}`.
     tail: Box<[u8]>,
+    /// The summary `varying` was written at.
+    at: Summary,
+    /// The stop time's JSON, then `,"status":…,"staResult":…`, split at `split`.
+    varying: Vec<u8>,
+    split: usize,
 }
 
 impl ItemJson {
     /// Cuts the serialised item of `task` with the time-dependent fields left empty: `stopTime` then reads
     /// `null` (it is always written) and `status` and `staResult` are skipped, so the cuts fall where those
     /// fields go and every other byte is the serialiser's own.
-    fn new(task: &UpgradeTask) -> Option<Self> {
-        let mut info = task.info_fixed();
-        info.stop_time = None;
-        info.status = None;
-        info.sta_result = None;
-        let json = serde_json::to_vec(&info).ok()?;
+    fn new(task: &UpgradeTask, at: Summary) -> Option<Self> {
+        let json = serde_json::to_vec(&task.info_fixed()).ok()?;
         const STOP: &[u8] = b"\"stopTime\":null";
         const EXTEND: &[u8] = b",\"extendPara\":";
         // The fields before `stopTime` are an id and two timestamps, and key text inside string values is
@@ -370,27 +373,49 @@ impl ItemJson {
         if extend < after_stop {
             return None;
         }
-        Some(Self {
+        let mut item = Self {
             head: json[..after_stop - b"null".len()].into(),
             middle: json[after_stop..extend].into(),
             tail: json[extend..].into(),
-        })
+            at: at.clone(),
+            varying: Vec::new(),
+            split: 0,
+        };
+        item.update(at);
+        Some(item)
     }
 
-    /// Appends the item at the given status, counts and stop time: the same bytes as serialising
-    /// [`UpgradeTask::info`].
-    fn write(&self, out: &mut Vec<u8>, status: &OperationStatus, sta: &OperationStaResult, stop: Option<Timestamp>) {
-        out.extend_from_slice(&self.head);
-        match stop {
-            // Writing into a `Vec` cannot fail, nor can these plain values.
+    /// Rewrites the time-dependent fields for `at`, unless they were last written for it.
+    fn refresh(&mut self, at: Summary) {
+        if self.at != at || self.varying.is_empty() {
+            self.update(at);
+        }
+    }
+
+    fn update(&mut self, at: Summary) {
+        let (status, sta, stop) = &at;
+        let out = &mut self.varying;
+        out.clear();
+        // Writing into a `Vec` cannot fail, nor can these plain values.
+        match stop.and_then(timestamp) {
             Some(t) => serde_json::to_writer(&mut *out, &t).unwrap_or_default(),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(&self.middle);
+        self.split = out.len();
         out.extend_from_slice(b",\"status\":");
         serde_json::to_writer(&mut *out, status).unwrap_or_default();
         out.extend_from_slice(b",\"staResult\":");
         serde_json::to_writer(&mut *out, sta).unwrap_or_default();
+        self.at = at;
+    }
+
+    /// Appends the item: the same bytes as serialising [`UpgradeTask::info`] at the summary last refreshed.
+    fn write(&self, out: &mut Vec<u8>) {
+        let (stop, rest) = self.varying.split_at(self.split);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(stop);
+        out.extend_from_slice(&self.middle);
+        out.extend_from_slice(rest);
         out.extend_from_slice(&self.tail);
     }
 }
@@ -612,7 +637,7 @@ impl Simulator {
             policy,
             subs,
             timeline,
-            listed: OnceLock::new(),
+            listed: None,
         };
         self.upgrade_status.add(&task, now);
         self.upgrade_index.insert(id.clone(), position);
@@ -693,7 +718,7 @@ impl Simulator {
     /// The JSON body of [`Simulator::list_upgrades`]'s page, byte for byte, written from each task's cached
     /// [`ItemJson`] with only the status, counts and stop time serialised per query: building and serialising
     /// 100 `OperationInfo`s cost about 1.3 M instructions a page, most of it escaping the same strings again.
-    pub(super) fn list_upgrades_json(&self, now: Ms, q: &QueryUpgradeTaskList) -> Vec<u8> {
+    pub(super) fn list_upgrades_json(&mut self, now: Ms, q: &QueryUpgradeTaskList) -> Vec<u8> {
         let (w, total, positions) = self.upgrade_page(q);
         // The page's own fields come from the serialiser too: an empty page ends in `[]}`, where the items go.
         let shell = OperationPage::from_items(w.page_no, w.page_size, total, Vec::new());
@@ -704,15 +729,18 @@ impl Simulator {
         let mut out = Vec::with_capacity(open.len() + positions.len() * 512 + 2);
         out.extend_from_slice(open);
         out.push(b'[');
-        for (n, task) in positions.into_iter().filter_map(|i| self.upgrades.get(i)).enumerate() {
+        for (n, i) in positions.into_iter().enumerate() {
+            let Some(task) = self.upgrades.get_mut(i) else { continue };
             if n > 0 {
                 out.push(b',');
             }
-            match task.listed.get_or_init(|| ItemJson::new(task)) {
-                Some(parts) => {
-                    let (status, sta, stop) = task.summary(now);
-                    parts.write(&mut out, &status, &sta, stop.and_then(timestamp));
-                }
+            let at = task.summary(now);
+            match &mut task.listed {
+                Some(item) => item.refresh(at),
+                None => task.listed = ItemJson::new(task, at).map(Box::new),
+            }
+            match &task.listed {
+                Some(item) => item.write(&mut out),
                 // Not reached (the cuts always exist); the slow way gives the same bytes.
                 None => serde_json::to_writer(&mut out, &task.info(now)).unwrap_or_default(),
             }
