@@ -604,16 +604,16 @@ impl Simulator {
                 SubOperationId::new(sub_id).map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
             let source_version =
                 self.device(device.as_str()).map(|d| d.version_for(&wanted).to_owned()).unwrap_or_default();
-            if failure.is_none() {
-                if let Some(position) = self.device_position(device.as_str()) {
-                    self.schedule_version(VersionEvent {
-                        at: end,
-                        seq,
-                        device: position,
-                        file_type: wanted.clone(),
-                        version: new_version.clone(),
-                    });
-                }
+            if failure.is_none()
+                && let Some(position) = self.device_position(device.as_str())
+            {
+                self.schedule_version(VersionEvent {
+                    at: end,
+                    seq,
+                    device: position,
+                    file_type: wanted.clone(),
+                    version: new_version.clone(),
+                });
             }
             subs.push(SubTask { id: sub_id, device_id: device, source_version, waiting_for, attempts, end, failure });
         }
