@@ -1059,6 +1059,8 @@ impl<B: AsRef<[u8]>> Handlers for Call<'_, '_, B> {
         self.sim.list_sub_operations(self.now, &q)
     }
 
+    /// Not reached from `Simulator::answer`, which writes this answer itself (`upgrade_list_answer`); kept as
+    /// the typed reference the written bytes are tested against, and for the generated dispatch's completeness.
     fn query_upgrade_task_list(&mut self, _: AppId, q: QueryUpgradeTaskList) -> Result<OperationPage, ApiError> {
         Ok(self.sim.list_upgrades(self.now, &q))
     }
