@@ -284,6 +284,17 @@ fn field_checks(o: &mut String, spec: &Spec, f: &Field, owner: &str, reachable: 
 }
 
 fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
+    endpoint_struct(o, ep);
+    endpoint_builders(o, ep);
+    endpoint_impl(o, spec, ep);
+    endpoint_glue(o, spec, ep);
+    if ep.paging.is_some() {
+        paged_impl(o, ep);
+    }
+}
+
+/// The request type: one public field per parameter, and the body.
+fn endpoint_struct(o: &mut String, ep: &EndpointDef) {
     let _ = writeln!(o, "/// {}\n///\n/// `{} {}`", ep.doc, ep.method, ep.path);
     o.push_str("#[derive(Clone, Debug, PartialEq)]\n#[non_exhaustive]\n");
     let _ = writeln!(o, "pub struct {} {{", ep.name);
@@ -302,7 +313,10 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         let _ = writeln!(o, "/// The request body.\npub body: {P}{},", b.ty);
     }
     o.push_str("}\n\n");
+}
 
+/// `new` from the required parts, a `with_` setter per optional parameter, and `Default` when nothing is required.
+fn endpoint_builders(o: &mut String, ep: &EndpointDef) {
     let mut args: Vec<String> =
         ep.params.iter().filter(|p| p.required).map(|p| format!("{}: {}", p.rust_name(), field_ty(p, P))).collect();
     if let Some(b) = &ep.body {
@@ -344,9 +358,15 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     if ep.params.iter().all(|p| !p.required) && ep.body.is_none() {
         let _ = writeln!(o, "impl Default for {} {{\nfn default() -> Self {{\nSelf::new()\n}}\n}}\n", ep.name);
     }
+}
 
-    let body_ty = ep.body.as_ref().map(|b| format!("{P}{}", b.ty)).unwrap_or_else(|| "crate::endpoint::NoBody".into());
-    let resp_ty = if ep.response == "empty" { "crate::endpoint::Empty".into() } else { format!("{P}{}", ep.response) };
+/// The body type of an endpoint, as generated code names it.
+fn body_ty(ep: &EndpointDef) -> String {
+    ep.body.as_ref().map(|b| format!("{P}{}", b.ty)).unwrap_or_else(|| "crate::endpoint::NoBody".into())
+}
+
+/// The public `Endpoint` impl: its types, its metadata and `body()`.
+fn endpoint_impl(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     let body_kind = match ep.body.as_ref().map(|b| b.kind) {
         Some(BodyKind::Form) => "Form",
         Some(BodyKind::Json) => "Json",
@@ -357,45 +377,61 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         .iter()
         .map(|p| {
             let loc = if p.location == Some(Location::Path) { "Path" } else { "Query" };
-            format!(
-                "ParamMeta {{ name: {:?}, location: ParamLocation::{loc}, required: {}, code: {} }}",
-                p.json,
-                p.required,
-                code_arg(spec, p)
+            struct_lit(
+                "ParamMeta",
+                &[
+                    ("name", format!("{:?}", p.json)),
+                    ("location", format!("ParamLocation::{loc}")),
+                    ("required", p.required.to_string()),
+                    ("code", code_arg(spec, p)),
+                ],
             )
         })
         .collect();
     let errors: Vec<String> = ep.errors.iter().map(|e| code_variant(spec, e)).collect();
+    let name = &ep.name;
+    let meta = struct_lit(
+        "EndpointMeta",
+        &[
+            ("id", format!("EndpointId::{name}")),
+            ("name", format!("{name:?}")),
+            ("family", format!("{:?}", ep.family.as_str())),
+            ("method", format!("http::Method::{}", ep.method)),
+            ("path", format!("{:?}", ep.path)),
+            ("auth", ep.auth.to_string()),
+            ("idempotent", ep.idempotent.to_string()),
+            (
+                "reconcile",
+                match ep.reconcile {
+                    Some(Reconcile::UpgradeTask) => "Some(Reconcile::UpgradeTask)".into(),
+                    None => "None".into(),
+                },
+            ),
+            ("body", format!("BodyKind::{body_kind}")),
+            ("response", format!("ResponseKind::{}", if ep.response == "empty" { "Empty" } else { "Json" })),
+            ("secret_response", carries_secrets(spec, &ep.response).to_string()),
+            ("paging", ep.paging.as_ref().map_or_else(|| "None".into(), |p| format!("Some({}_PAGING)", screaming(p)))),
+            ("rejection", code_variant(spec, &ep.rejection)),
+            ("errors", format!("&[{}]", errors.join(", "))),
+            ("params", format!("&[{}]", params.join(", "))),
+        ],
+    );
     let _ = writeln!(
         o,
-        "impl Endpoint for {name} {{\ntype Body = {body_ty};\ntype Response = {resp_ty};\n\
-         const META: &'static EndpointMeta = &EndpointMeta {{\nid: EndpointId::{name},\nname: {name:?},\nfamily: {fam:?},\n\
-         method: http::Method::{method},\npath: {path:?},\nauth: {auth},\nidempotent: {idem},\nreconcile: {reconcile},\nbody: BodyKind::{body_kind},\n\
-         response: ResponseKind::{resp_kind},\nsecret_response: {secret_response},\npaging: {paging},\nrejection: {rej},\nerrors: &[{errors}],\nparams: &[{params}],\n}};\n",
-        name = ep.name,
-        method = ep.method,
-        fam = ep.family.as_str(),
-        path = ep.path,
-        auth = ep.auth,
-        idem = ep.idempotent,
-        reconcile = match ep.reconcile {
-            Some(Reconcile::UpgradeTask) => "Some(Reconcile::UpgradeTask)",
-            None => "None",
-        },
-        resp_kind = if ep.response == "empty" { "Empty" } else { "Json" },
-        paging = ep.paging.as_ref().map(|p| format!("Some({}_PAGING)", screaming(p))).unwrap_or_else(|| "None".into()),
-        rej = code_variant(spec, &ep.rejection),
-        secret_response = carries_secrets(spec, &ep.response),
-        errors = errors.join(", "),
-        params = params.join(", "),
+        "impl Endpoint for {name} {{\ntype Body = {};\ntype Response = {};\nconst META: &'static EndpointMeta = &{meta};\n",
+        body_ty(ep),
+        response_ty(ep)
     );
     if ep.body.is_some() {
         o.push_str("fn body(&self) -> &Self::Body {\n&self.body\n}\n}\n\n");
     } else {
         o.push_str("fn body(&self) -> &Self::Body {\n&crate::endpoint::NoBody\n}\n}\n\n");
     }
+}
 
-    // The glue: a private supertrait, so none of it is public API.
+/// The glue: a private supertrait, so none of it is public API.
+fn endpoint_glue(o: &mut String, spec: &Spec, ep: &EndpointDef) {
+    let (body_ty, resp_ty) = (body_ty(ep), response_ty(ep));
     let _ = writeln!(o, "impl Glue<{body_ty}, {resp_ty}> for {} {{", ep.name);
     let mut writes = String::new();
     let mut reads = String::new();
@@ -435,11 +471,13 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
         "fn read_answer(status: http::StatusCode, body: &[u8]) -> Result<{resp_ty}, FromHttpResponseError> {{\n\
          crate::client::{reader}(status, body)\n}}\n}}\n"
     );
+}
 
-    if ep.paging.is_some() {
-        let _ = writeln!(
-            o,
-            r#"impl crate::endpoint::Paged for {} {{
+/// A paged query's page setters.
+fn paged_impl(o: &mut String, ep: &EndpointDef) {
+    let _ = writeln!(
+        o,
+        r#"impl crate::endpoint::Paged for {} {{
     fn page_no(&self) -> Option<u32> {{ self.page_no }}
     fn page_size(&self) -> Option<u32> {{ self.page_size }}
     fn set_page(&mut self, page_no: u32, page_size: u32) {{
@@ -448,9 +486,18 @@ fn endpoint(o: &mut String, spec: &Spec, ep: &EndpointDef) {
     }}
 }}
 "#,
-            ep.name
-        );
+        ep.name
+    );
+}
+
+/// A struct literal, `name { field: value, ... }`, from its fields in order (rustfmt lays it out).
+fn struct_lit(name: &str, fields: &[(&str, String)]) -> String {
+    let mut out = format!("{name} {{\n");
+    for (field, value) in fields {
+        let _ = writeln!(out, "{field}: {value},");
     }
+    out.push('}');
+    out
 }
 
 /// Emits a function whose only parameter besides `self` is `name`; the parameter is `_` when the body does not
