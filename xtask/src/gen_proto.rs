@@ -531,7 +531,7 @@ fn server_dispatch(o: &mut String, spec: &Spec) {
         let _ = writeln!(
             handlers,
             "    /// {doc} (`{verb} {path}`).\n    \
-             fn {method}(&mut self, {caller}request: {name}) -> Result<{answer}, crate::ApiError>;"
+             fn {method}(&mut self, {caller}request: {name}) -> Result<crate::server::Answer<{answer}>, crate::ApiError>;"
         );
         let _ = writeln!(visits, "            EndpointId::{name} => visitor.visit::<{name}>(),");
         // An authenticated call is checked before its request is read.

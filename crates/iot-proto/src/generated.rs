@@ -545,77 +545,84 @@ pub trait Handlers {
     /// Reads the request of endpoint `E`, or the rejection the platform answers.
     fn request<E: Endpoint + Send + 'static>(&mut self) -> Result<E, crate::ApiError>;
     /// Log in with the application's id and secret (`POST /iocm/app/sec/v1.1.0/login`).
-    fn login(&mut self, request: Login) -> Result<iot_model::AuthToken, crate::ApiError>;
+    fn login(&mut self, request: Login) -> Result<crate::server::Answer<iot_model::AuthToken>, crate::ApiError>;
     /// Trade a refresh token for new tokens (`POST /iocm/app/sec/v1.1.0/refreshToken`).
-    fn refresh_access_token(&mut self, request: RefreshAccessToken) -> Result<iot_model::AuthToken, crate::ApiError>;
+    fn refresh_access_token(
+        &mut self,
+        request: RefreshAccessToken,
+    ) -> Result<crate::server::Answer<iot_model::AuthToken>, crate::ApiError>;
     /// Revoke an access token (deprecated by the platform, still served) (`POST /iocm/app/sec/v1.1.0/logout`).
-    fn logout(&mut self, caller: Self::Caller, request: Logout) -> Result<crate::endpoint::Empty, crate::ApiError>;
+    fn logout(
+        &mut self,
+        caller: Self::Caller,
+        request: Logout,
+    ) -> Result<crate::server::Answer<crate::endpoint::Empty>, crate::ApiError>;
     /// List the version packages, optionally filtered (`GET /iodm/northbound/v1.5.0/category`).
     fn query_package_list(
         &mut self,
         caller: Self::Caller,
         request: QueryPackageList,
-    ) -> Result<iot_model::CategoryPage, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::CategoryPage>, crate::ApiError>;
     /// Read one version package (`GET /iodm/northbound/v1.5.0/category/{fileId}`).
     fn query_package(
         &mut self,
         caller: Self::Caller,
         request: QueryPackage,
-    ) -> Result<iot_model::CategoryInfo, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::CategoryInfo>, crate::ApiError>;
     /// Delete one version package (`DELETE /iodm/northbound/v1.5.0/category/{fileId}`).
     fn delete_package(
         &mut self,
         caller: Self::Caller,
         request: DeletePackage,
-    ) -> Result<crate::endpoint::Empty, crate::ApiError>;
+    ) -> Result<crate::server::Answer<crate::endpoint::Empty>, crate::ApiError>;
     /// Start upgrading the software of a set of devices (`POST /iodm/northbound/v1.5.0/operations/softwareUpgrade`).
     fn create_software_upgrade_task(
         &mut self,
         caller: Self::Caller,
         request: CreateSoftwareUpgradeTask,
-    ) -> Result<iot_model::CreateUpgradeTaskResponse, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::CreateUpgradeTaskResponse>, crate::ApiError>;
     /// Start upgrading the firmware of a set of devices (`POST /iodm/northbound/v1.5.0/operations/firmwareUpgrade`).
     fn create_firmware_upgrade_task(
         &mut self,
         caller: Self::Caller,
         request: CreateFirmwareUpgradeTask,
-    ) -> Result<iot_model::CreateUpgradeTaskResponse, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::CreateUpgradeTaskResponse>, crate::ApiError>;
     /// Read one upgrade task and its progress (`GET /iodm/northbound/v1.5.0/operations/{operationId}`).
     fn query_upgrade_task(
         &mut self,
         caller: Self::Caller,
         request: QueryUpgradeTask,
-    ) -> Result<iot_model::OperationInfo, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::OperationInfo>, crate::ApiError>;
     /// List the subtasks (one per device) of an upgrade task (`GET /iodm/northbound/v1.5.0/operations/{operationId}/subOperations`).
     fn query_sub_operations(
         &mut self,
         caller: Self::Caller,
         request: QuerySubOperations,
-    ) -> Result<iot_model::SubOperationPage, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::SubOperationPage>, crate::ApiError>;
     /// List upgrade tasks, optionally filtered (`GET /iodm/northbound/v1.5.0/operations`).
     fn query_upgrade_task_list(
         &mut self,
         caller: Self::Caller,
         request: QueryUpgradeTaskList,
-    ) -> Result<iot_model::OperationPage, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::OperationPage>, crate::ApiError>;
     /// Create a batch task, such as one command delivered to many devices (`POST /iocm/app/batchtask/v1.1.0/tasks`).
     fn create_batch_task(
         &mut self,
         caller: Self::Caller,
         request: CreateBatchTask,
-    ) -> Result<iot_model::CreateBatchTaskResponse, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::CreateBatchTaskResponse>, crate::ApiError>;
     /// Read one batch task and its counters (`GET /iocm/app/batchtask/v1.1.0/tasks/{taskId}`).
     fn query_batch_task(
         &mut self,
         caller: Self::Caller,
         request: QueryBatchTask,
-    ) -> Result<iot_model::BatchTaskInfo, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::BatchTaskInfo>, crate::ApiError>;
     /// List the subtasks of a batch task, optionally filtered (`GET /iocm/app/batchtask/v1.1.0/taskDetails`).
     fn query_task_details(
         &mut self,
         caller: Self::Caller,
         request: QueryTaskDetails,
-    ) -> Result<iot_model::TaskDetailPage, crate::ApiError>;
+    ) -> Result<crate::server::Answer<iot_model::TaskDetailPage>, crate::ApiError>;
 }
 
 #[cfg(feature = "server")]

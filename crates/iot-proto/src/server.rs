@@ -183,10 +183,29 @@ pub fn encode_response<E: Endpoint>(response: &E::Response) -> http::Response<Ve
     }
 }
 
-/// The answer to a call: the typed answer, or the platform's error answer.
-pub fn respond<E: Endpoint>(result: Result<E::Response, ApiError>) -> http::Response<Vec<u8>> {
+/// What a handler answers: a typed answer, which the server serialises, or the JSON body of one that the handler
+/// already holds written (a server that keeps a frequent answer ready, as the simulator does its task list, need
+/// not build and serialise it per call). Either way the call's answer is a 200 with that body.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Answer<T> {
+    /// The typed answer, serialised by [`respond`].
+    Typed(T),
+    /// The JSON body of a `T`, already written; sent as it is.
+    Json(Vec<u8>),
+}
+
+impl<T> From<T> for Answer<T> {
+    fn from(answer: T) -> Self {
+        Answer::Typed(answer)
+    }
+}
+
+/// The answer to a call: the handler's answer, or the platform's error answer.
+pub fn respond<E: Endpoint>(result: Result<Answer<E::Response>, ApiError>) -> http::Response<Vec<u8>> {
     match result {
-        Ok(answer) => encode_response::<E>(&answer),
+        Ok(Answer::Typed(answer)) => encode_response::<E>(&answer),
+        Ok(Answer::Json(body)) => json_response(http::StatusCode::OK, body),
         Err(e) => error_response(&e),
     }
 }

@@ -712,7 +712,9 @@ impl Simulator {
 
     /// A page of the task list. Only the page's tasks are read: no filter is a range of the list, a status
     /// filter alone the status index, a device filter the device's own tasks; the kind filters (type, model,
-    /// manufacturer, operation type) walk the tasks without collecting them.
+    /// manufacturer, operation type) walk the tasks without collecting them. The typed page the answer's
+    /// written bytes (`list_upgrades_json`) are tested against.
+    #[cfg(test)]
     pub(super) fn list_upgrades(&self, now: Ms, q: &QueryUpgradeTaskList) -> OperationPage {
         let (w, total, positions) = self.upgrade_page(q);
         let items = positions.into_iter().filter_map(|i| self.upgrades.get(i)).map(|t| t.info(now)).collect();
