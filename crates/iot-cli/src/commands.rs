@@ -335,19 +335,7 @@ async fn create_tasks(s: &Session, format: Format, args: &CreateTaskArgs) -> Res
     if !args.watch {
         return Ok(Exit::Ok);
     }
-    let mut worst = Exit::Ok;
-    for op in &created {
-        match watch::upgrade(s, format, op, args.interval).await {
-            Ok(exit) if exit != Exit::Ok => worst = exit,
-            Ok(_) => {}
-            Err(f) if f.exit == Exit::TaskFailed && created.len() > 1 => {
-                eprintln!("{f}");
-                worst = Exit::TaskFailed;
-            }
-            Err(f) => return Err(f),
-        }
-    }
-    Ok(worst)
+    watch_each(&created, |op| watch::upgrade(s, format, op, args.interval)).await
 }
 
 /// `iotctl subtasks ID`
@@ -503,9 +491,19 @@ async fn create_batch(s: &Session, format: Format, args: &CreateBatchArgs) -> Re
     if !args.watch {
         return Ok(Exit::Ok);
     }
+    watch_each(&created, |task| watch::batch(s, format, task, args.interval)).await
+}
+
+/// Watches each created task in turn until it ends; the worst exit wins. When several were created, one that
+/// fails is reported and the others are still watched.
+async fn watch_each<'a, T, F, Fut>(created: &'a [T], mut watch_one: F) -> Result<Exit, Failure>
+where
+    F: FnMut(&'a T) -> Fut,
+    Fut: Future<Output = Result<Exit, Failure>>,
+{
     let mut worst = Exit::Ok;
-    for task in &created {
-        match watch::batch(s, format, task, args.interval).await {
+    for task in created {
+        match watch_one(task).await {
             Ok(exit) if exit != Exit::Ok => worst = exit,
             Ok(_) => {}
             Err(f) if f.exit == Exit::TaskFailed && created.len() > 1 => {
